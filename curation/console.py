@@ -1,0 +1,65 @@
+"""What every package's ``cli.py`` shares: one console, one-line errors, funnel tables."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Errors that mean "bad input": shown as one line, exit code 1, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, LookupError, FileNotFoundError, PermissionError)
+
+
+def clean_errors(func: F) -> F:
+    """Turn bad-input exceptions into ``error: <message>`` on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except USER_ERRORS as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def funnel_table(steps: list[dict[str, Any]], title: str = "funnel") -> Table:
+    table = Table(title=title)
+    table.add_column("stage")
+    table.add_column("in", justify="right")
+    table.add_column("out", justify="right")
+    table.add_column("dropped (reason: count)")
+    for step in steps:
+        reasons = ", ".join(f"{k}: {v}" for k, v in step.get("dropped", {}).items())
+        table.add_row(step["stage"], str(step["in"]), str(step["out"]), reasons or "-")
+    return table

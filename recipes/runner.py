@@ -1,0 +1,178 @@
+"""The runner: recipe → source → curation stages → splits → a new version in the store.
+
+Stages never talk to each other; the runner composes them and records the funnel
+(rows in and out of every stage, with drop reasons), checking row accounting as it goes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from curation.exact import ExactDedupe
+from curation.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
+from curation.splits import assign_splits
+from curation.stage import Funnel, Stage, run_stages
+from curation.store import Store, Version
+from recipes.sources.ab_eval import read_ab_eval
+from recipes.sources.answer_key import read_answer_key
+from recipes.sources.items import SourceOutput
+from recipes.sources.templates import generate_from_bank
+from recipes.spec import ABEvalSource, AnswerKeySource, Recipe, RecipeError
+
+Progress = Callable[[str, int], None]  # (stage description, items just processed)
+
+
+@dataclass
+class RunResult:
+    version: Version
+    funnel: list[dict[str, Any]]
+    quarantined: int
+
+
+def run_recipe(
+    recipe: Recipe,
+    store: Store,
+    *,
+    seed: int | None = None,
+    traits: list[str] | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    seed = recipe.seed if seed is None else seed
+    chosen_traits = _select_traits(recipe, traits)
+    recipe_hash = recipe.content_hash()
+    tick = progress or (lambda stage, n: None)
+
+    source = read_source(
+        recipe, traits=chosen_traits, seed=seed, recipe_hash=recipe_hash, limit=limit, tick=tick
+    )
+    funnel = Funnel()
+    funnel.add(
+        "source",
+        source.rows_read,
+        len(source.rows),
+        {"unparseable": len(source.quarantine)} if source.quarantine else {},
+    )
+    items = _frame(source.table())
+    if limit is not None and items.height > limit:
+        items = items.head(limit)
+        funnel.add(
+            "limit",
+            source.rows_read - len(source.quarantine),
+            limit,
+            {"over_limit": len(source.rows) - limit},
+        )
+
+    items, dropped = run_stages(items, build_stages(recipe), funnel)
+    tick("curated", items.height)
+    items = assign_splits(items, recipe.test_fraction, seed)
+    accepted = items.filter(pl.col("status") != "routed")
+    routed = items.filter(pl.col("status") == "routed")
+
+    parent = store.latest(recipe.dataset_name)
+    version = store.write_version(
+        recipe.dataset_name,
+        {split: accepted.filter(pl.col("split") == split) for split in ("train", "test")},
+        parent=parent.ref if parent else None,
+        recipe_hash=recipe_hash,
+        funnel=funnel.steps,
+        side=_side_tables(dropped, routed),
+        files=_side_files(recipe, source),
+        meta=_meta(recipe, seed, chosen_traits),
+    )
+    tick("written", items.height)
+    return RunResult(version, funnel.steps, len(source.quarantine))
+
+
+def _select_traits(recipe: Recipe, traits: list[str] | None) -> list[str]:
+    available = recipe.trait_list
+    if not traits:
+        return available
+    unknown = [t for t in traits if t not in available]
+    if unknown:
+        raise RecipeError(
+            f"recipe {recipe.name!r} has no trait {unknown[0]!r}; its traits: {', '.join(available)}"
+        )
+    return traits
+
+
+def read_source(
+    recipe: Recipe, *, traits: list[str], seed: int, recipe_hash: str, limit: int | None, tick: Progress
+) -> SourceOutput:
+    common = {"domain": recipe.domain, "seed": seed, "recipe_hash": recipe_hash}
+    if isinstance(recipe.source, AnswerKeySource):
+        out = read_answer_key(recipe.source, trait=traits[0], limit=limit, **common)
+    elif isinstance(recipe.source, ABEvalSource):
+        out = read_ab_eval(recipe.source, trait=traits[0], limit=limit, **common)
+    else:
+        generator = recipe.generator
+        assert generator is not None
+        per_trait = (
+            generator.per_trait if limit is None else min(generator.per_trait, math.ceil(limit / len(traits)))
+        )
+        out = generate_from_bank(
+            generator.bank or recipe.domain,
+            traits=traits,
+            per_trait=per_trait,
+            on_item=lambda n: tick("generating", n),
+            **common,
+        )
+        return out
+    tick("reading", len(out.rows))
+    return out
+
+
+def build_stages(recipe: Recipe) -> list[Stage]:
+    """The curation stages a recipe asks for, in order."""
+    return [ExactDedupe()]
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _side_tables(dropped: list[pl.DataFrame], routed: pl.DataFrame) -> dict[str, pa.Table]:
+    side: dict[str, pa.Table] = {}
+    if dropped:
+        side["dropped"] = pa.concat_tables([conform(d, DROPPED_SCHEMA) for d in dropped])
+    if routed.height:
+        side["routed"] = conform(routed, ITEM_SCHEMA)
+    return side
+
+
+def _side_files(recipe: Recipe, source: SourceOutput) -> dict[str, str]:
+    files = {"recipe.yaml": recipe.to_yaml()}
+    if source.quarantine:
+        files["quarantine.jsonl"] = "".join(json.dumps(q, default=str) + "\n" for q in source.quarantine)
+    return files
+
+
+def _meta(recipe: Recipe, seed: int, traits: list[str]) -> dict[str, Any]:
+    src = recipe.source
+    sources = (
+        [{"kind": src.kind, "path": src.path, "license": src.license}]
+        if src
+        else [
+            {
+                "kind": "template",
+                "bank": (recipe.generator.bank if recipe.generator else None) or recipe.domain,
+            }
+        ]
+    )
+    return {
+        "recipe": recipe.name,
+        "domain": recipe.domain,
+        "traits": traits,
+        "seed": seed,
+        "sources": sources,
+        "license": recipe.license,
+    }

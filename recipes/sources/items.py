@@ -1,0 +1,57 @@
+"""Building item rows and quarantine records, shared by every source."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from curation.schema import from_rows, item_id
+
+
+@dataclass
+class SourceOutput:
+    """What a source yields: item rows, unparseable rows with reasons, and rows read."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    rows_read: int = 0
+
+    def table(self) -> pa.Table:
+        return from_rows(self.rows)
+
+    def reject(self, row: int, reason: str, record: Any = None) -> None:
+        """Quarantine one source row: its 1-based row number, why, and what it held."""
+        self.quarantine.append({"row": row, "reason": reason, "record": record})
+
+
+def make_item(
+    *,
+    prompt: Sequence[dict[str, str]],
+    chosen: str,
+    rejected: str,
+    domain: str,
+    trait: str,
+    label_source: str,
+    provenance: dict[str, Any],
+    pair: Sequence[str] = (),
+) -> dict[str, Any]:
+    return {
+        "id": item_id(prompt, domain, trait, pair),
+        "domain": domain,
+        "trait": trait,
+        "prompt": list(prompt),
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+        "label_source": label_source,
+        "provenance": provenance,
+        "status": "accepted",
+    }
+
+
+def prompt_messages(user: str, system: str | None = None) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": user})
+    return messages

@@ -1,0 +1,3 @@
+from traitdose.cli import app
+
+app(prog_name="traitdose")

@@ -1,0 +1,19 @@
+"""The ``traitdose`` command: mounts each package's own commands, holds no logic."""
+
+from __future__ import annotations
+
+import typer
+
+from curation.cli import app as curation_app
+from recipes.cli import app as recipes_app
+
+app = typer.Typer(
+    help="Build small, clean, versioned preference datasets for beneficial traits, and apply them as a dose.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+for package_app in (recipes_app, curation_app):
+    app.add_typer(package_app)
+
+if __name__ == "__main__":
+    app()
