@@ -1,0 +1,75 @@
+"""Training settings: one pydantic model the CLI, the trainer and checkpoints share."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Loss = Literal["sigmoid", "ipo", "robust"]
+_MIX = re.compile(r"^(?P<ref>[^:]+):(?P<share>[0-9]*\.?[0-9]+)$")
+
+
+class MixSpec(BaseModel):
+    """``OTHER@vM:SHARE``: trait pairs make up SHARE of a blend with another preference set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ref: str
+    share: float = Field(gt=0, lt=1)
+
+    @classmethod
+    def parse(cls, text: str) -> MixSpec:
+        match = _MIX.match(text.strip())
+        if not match:
+            raise ValueError(f"--mix {text!r}: expected DATASET@vN:SHARE, e.g. chat@v3:0.05")
+        share = float(match["share"])
+        if not 0 < share < 1:
+            raise ValueError(f"--mix {text!r}: SHARE must be between 0 and 1 (exclusive), got {share}")
+        return cls(ref=match["ref"], share=share)
+
+
+class DPOConfig(BaseModel):
+    """Everything that decides a DPO run; saved beside every checkpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loss: Loss = "sigmoid"
+    beta: float = Field(0.1, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # the robust loss's assumed label-noise rate
+    lora_r: int | None = Field(None, ge=1)
+    lora_alpha: int | None = None  # default: 2 × r
+    epochs: int = Field(1, ge=1)
+    lr: float = Field(5e-6, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=8)
+    max_prompt_length: int | None = Field(None, ge=1)  # default: half of max_length
+    dose: int | None = Field(None, ge=1)
+    dose_fraction: float | None = Field(None, gt=0, le=1)
+    mix: MixSpec | None = None
+    seed: int = 0
+    save_every: int | None = Field(None, ge=1)  # optimizer steps between checkpoints; None: end only
+    device: str | None = None  # default: cuda when present, else cpu
+
+    @field_validator("mix", mode="before")
+    @classmethod
+    def _parse_mix(cls, value: object) -> object:
+        return MixSpec.parse(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_dose(self) -> DPOConfig:
+        if self.dose is not None and self.dose_fraction is not None:
+            raise ValueError("give either --dose N or --dose-fraction F, not both")
+        if self.loss == "robust" and self.label_smoothing == 0:
+            # The robust loss with no assumed noise is plain DPO; default to a small, common rate.
+            self.label_smoothing = 0.1
+        return self
+
+    @property
+    def prompt_budget(self) -> int:
+        return self.max_prompt_length or self.max_length // 2
