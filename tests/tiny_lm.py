@@ -70,3 +70,22 @@ def tiny_model(vocab_size: int, seed: int = 0, hidden: int = 32, layers: int = 2
         tie_word_embeddings=False,
     )
     return LlamaForCausalLM(config)
+
+
+def store_items(frame: pl.DataFrame, split: str) -> list[dict]:
+    """Item rows (the store's schema) for the pairs of ``make_pairs``."""
+    from curation.schema import item_id
+
+    rows = []
+    for row in frame.iter_rows(named=True):
+        pair = (row["chosen"][0]["content"], row["rejected"][0]["content"])
+        rows.append(
+            {
+                **row,
+                "id": item_id(row["prompt"], row["domain"], row["trait"], pair),
+                "label_source": "gold",
+                "split": split,
+                "status": "accepted",
+            }
+        )
+    return rows

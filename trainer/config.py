@@ -73,3 +73,16 @@ class DPOConfig(BaseModel):
     @property
     def prompt_budget(self) -> int:
         return self.max_prompt_length or self.max_length // 2
+
+
+def config_from_options(**options: object) -> DPOConfig:
+    """A config from command-line options; a bad value becomes one line naming the option."""
+    from pydantic import ValidationError
+
+    try:
+        return DPOConfig(**options)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = {"lora_r": "lora"}.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else ""
+        option = f"--{where.replace('_', '-')}: " if where else ""
+        raise ValueError(f"{option}{first['msg']}") from None

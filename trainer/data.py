@@ -181,3 +181,37 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """The shuffled order of one epoch; a function of (seed, epoch) so resuming replays it."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=generator).tolist()
+
+
+# ---- from the store --------------------------------------------------------------------
+def split_ref(ref: str, default: str | None = None) -> tuple[str, str | None]:
+    """``DATASET@vN[:split]`` → (``DATASET@vN``, split or ``default``)."""
+    head, sep, tail = ref.rpartition(":")
+    if sep and head and "@" not in tail:
+        return head, tail
+    return ref, default
+
+
+def read_pairs(store: Any, ref: str, default_split: str | None = "train") -> pl.DataFrame:
+    """One split of a stored version (all splits when it lacks the default one)."""
+    ref, split = split_ref(ref, default_split)
+    version = store.resolve(ref)
+    if split not in version.splits and split == default_split:
+        split = None
+    frame = pairs_frame(version.frame(split))
+    if frame.height == 0:
+        raise ValueError(f"{version.ref}{':' + split if split else ''} has no pairs")
+    return frame
+
+
+def training_set(store: Any, ref: str, config: Any) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The pairs to train on (dose, then mix) and the held-out test split when there is one."""
+    trait = read_pairs(store, ref)
+    if config.dose is not None or config.dose_fraction is not None:
+        n = config.dose if config.dose is not None else max(1, round(config.dose_fraction * trait.height))
+        trait = sample_dose(trait, n, config.seed)
+    if config.mix is not None:
+        trait = mix_pairs(trait, read_pairs(store, config.mix.ref), config.mix.share, config.seed)
+    version = store.resolve(split_ref(ref)[0])
+    held_out = pairs_frame(version.frame("test")) if "test" in version.splits else None
+    return trait, held_out

@@ -64,7 +64,8 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     labels = labels[:, 1:]
     mask = labels != -100
     safe = labels.masked_fill(~mask, 0)
-    logits = logits.float()
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()  # log-sum-exp in half precision loses the margin DPO needs
     picked = torch.gather(logits, 2, safe.unsqueeze(-1)).squeeze(-1)
     logps = picked - torch.logsumexp(logits, dim=-1)
     return (logps * mask).sum(-1)

@@ -6,13 +6,14 @@ import typer
 
 from curation.cli import app as curation_app
 from recipes.cli import app as recipes_app
+from trainer.cli import app as trainer_app
 
 app = typer.Typer(
     help="Build small, clean, versioned preference datasets for beneficial traits, and apply them as a dose.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-for package_app in (recipes_app, curation_app):
+for package_app in (recipes_app, curation_app, trainer_app):
     app.add_typer(package_app)
 
 if __name__ == "__main__":
