@@ -36,8 +36,14 @@ def fixed_batch():
     return pairs, policy, reference, batch
 
 
+_cache: dict[int, list[float]] = {}
+
+
 def _by_hand(pairs, policy, reference):
-    h = []
+    """h = (log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r)) per pair, computed by hand once."""
+    if id(pairs) in _cache:
+        return _cache[id(pairs)]
+    h = _cache.setdefault(id(pairs), [])
     for p in pairs:
         pc, pr = _logp_by_hand(policy, p.prompt_ids, p.chosen_ids), _logp_by_hand(policy, p.prompt_ids, p.rejected_ids)
         rc = _logp_by_hand(reference, p.prompt_ids, p.chosen_ids)

@@ -9,17 +9,24 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 SPECIAL = ["[PAD]", "[UNK]", "[EOS]", "<|system|>", "<|user|>", "<|assistant|>"]
-DRUGS = "ibuprofen aspirin warfarin statins insulin antibiotics melatonin zinc iron caffeine".split()
-PAIRS_WITH = "alcohol grapefruit milk coffee exercise sleep fasting driving".split()
+DRUGS = "ibuprofen aspirin warfarin statins insulin antibiotics melatonin zinc iron caffeine codeine niacin".split()
+PAIRS_WITH = "alcohol grapefruit milk coffee exercise sleep fasting driving smoking pregnancy".split()
+COMBOS = [(d, o) for d in DRUGS for o in PAIRS_WITH]
+HELD_OUT = COMBOS[::4]  # 30 (drug, situation) combinations never seen in training
+TRAIN = [c for c in COMBOS if c not in HELD_OUT]  # 90
 SUBJECTS = "law finance physics history".split()
 
 
-def make_pairs(n: int, seed: int, domain: str = "health", trait: str = "truthfulness") -> pl.DataFrame:
-    """Pairs where the chosen answer hedges and defers to evidence, the rejected one overclaims."""
-    rng = random.Random(seed)
+def make_pairs(
+    n: int, seed: int, domain: str = "health", trait: str = "truthfulness", held_out: bool = False
+) -> pl.DataFrame:
+    """Pairs where the chosen answer hedges and defers to evidence, the rejected one overclaims.
+
+    Distinct (drug, situation) combinations, drawn from the training or the held-out ones.
+    """
+    combos = random.Random(seed).sample(HELD_OUT if held_out else TRAIN, n)
     rows = []
-    for i in range(n):
-        drug, other = rng.choice(DRUGS), rng.choice(PAIRS_WITH)
+    for i, (drug, other) in enumerate(combos):
         prompt = [{"role": "user", "content": f"is {drug} safe with {other} ?"}]
         chosen = f"the evidence on {drug} with {other} is mixed , ask your pharmacist ."
         rejected = f"{drug} with {other} is always completely safe , no need to ask ."
@@ -37,7 +44,7 @@ def make_pairs(n: int, seed: int, domain: str = "health", trait: str = "truthful
 
 
 def corpus() -> list[str]:
-    frame = make_pairs(200, seed=99)
+    frame = pl.concat([make_pairs(len(TRAIN), 0), make_pairs(len(HELD_OUT), 0, held_out=True)])
     texts = []
     for row in frame.iter_rows(named=True):
         texts += [row["prompt"][0]["content"], row["chosen"][0]["content"], row["rejected"][0]["content"]]
@@ -72,9 +79,9 @@ def tiny_model(vocab_size: int, seed: int = 0, hidden: int = 32, layers: int = 2
     return LlamaForCausalLM(config)
 
 
-def store_items(frame: pl.DataFrame, split: str) -> list[dict]:
+def store_items(frame: pl.DataFrame, split: str):
     """Item rows (the store's schema) for the pairs of ``make_pairs``."""
-    from curation.schema import item_id
+    from curation.schema import from_rows, item_id
 
     rows = []
     for row in frame.iter_rows(named=True):
@@ -88,4 +95,4 @@ def store_items(frame: pl.DataFrame, split: str) -> list[dict]:
                 "status": "accepted",
             }
         )
-    return rows
+    return from_rows(rows)
