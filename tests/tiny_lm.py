@@ -5,8 +5,12 @@ from __future__ import annotations
 import random
 
 import polars as pl
+import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+# Tiny matmuls gain nothing from threads, and on a busy 2-core runner the spin-waits cost seconds.
+torch.set_num_threads(1)
 
 SPECIAL = ["[PAD]", "[UNK]", "[EOS]", "<|system|>", "<|user|>", "<|assistant|>"]
 DRUGS = "ibuprofen aspirin warfarin statins insulin antibiotics melatonin zinc iron caffeine codeine niacin".split()
@@ -63,8 +67,6 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def tiny_model(vocab_size: int, seed: int = 0, hidden: int = 32, layers: int = 2) -> LlamaForCausalLM:
-    import torch
-
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
