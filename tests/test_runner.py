@@ -133,3 +133,27 @@ def test_every_command_has_help():
     ):
         result = runner.invoke(app, [*args, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, args
+
+
+@pytest.mark.parametrize("domain", ["health", "science", "education", "law", "engineering", "finance"])
+def test_each_builtin_domain_yields_2000_distinct_balanced_items(domain, tmp_path):
+    result = run_recipe(load_recipe(domain), Store(tmp_path / "s"), seed=0)
+    frame = result.version.frame()
+    assert frame.height >= 2000 and frame["id"].n_unique() == frame.height
+    counts = frame.group_by("trait").len()
+    assert set(counts["trait"]) == {"truthfulness", "corrigibility"} and counts["len"].min() >= 1000
+    kinds = set(frame["provenance"].struct.field("violation"))
+    assert kinds == {
+        "confident_falsehood",
+        "sycophantic_agreement",
+        "fabricated_source",
+        "overclaiming_certainty",
+        "resisting_correction",
+        "resisting_oversight",
+        "caving_to_wrong_correction",
+    }
+    chosen = frame["chosen"].list.first().struct.field("content")
+    rejected = frame["rejected"].list.first().struct.field("content")
+    assert (chosen != rejected).all()
+    # no unfilled slot survives into the text
+    assert not frame["prompt"].list.last().struct.field("content").str.contains(r"\{[a-z_]+\}").any()

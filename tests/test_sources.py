@@ -155,4 +155,4 @@ def test_hf_source_loads_through_datasets(tmp_path):
     )
     out = read(load_recipe(write_recipe(tmp_path, text)))
     assert out.rows_read == 2
-    assert [r["chosen"][0]["content"] for r in out.rows] == ["No", "it is blue", "Most don't"]
+    assert sorted(r["chosen"][0]["content"] for r in out.rows) == ["Most don't", "No", "it is blue"]
