@@ -7,8 +7,6 @@ published worked examples. Labels are nominal: chosen, rejected, tie, both_bad.
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -79,11 +77,11 @@ def _alpha(matrix: np.ndarray) -> float | None:
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
-    """Cohen's kappa; None when chance agreement is 1 (both gave one label throughout)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        value = float(cohen_kappa_score(list(a), list(b)))
-    return None if math.isnan(value) else value
+    """Cohen's kappa; None when chance agreement is 1 (both gave one and the same label
+    throughout), where kappa is 0/0."""
+    if len(set(a) | set(b)) < 2:
+        return None
+    return float(cohen_kappa_score(list(a), list(b)))
 
 
 def resolve(labels: Sequence[str], k: int) -> str | None:
