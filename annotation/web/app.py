@@ -8,7 +8,8 @@ field ``csrf`` or header ``X-CSRF-Token``). API clients may instead send
 calls need no CSRF token. Every route except the login page needs one or the other.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the route annotations at runtime,
+# and `Who` below is local to create_app.
 
 import secrets
 from dataclasses import dataclass
