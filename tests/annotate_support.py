@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from annotation.queue import Queue
-from annotation.web.app import create_app
+from annotation.web.server import background_server
 from curation.schema import from_rows, item_id, messages
 from curation.store import Store
 
@@ -50,30 +45,10 @@ def make_store(root: Path, *, routed: int = 4, accepted: int = 6, dataset: str =
     return store
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def live_server(queue: Queue, dataset: str = "demo") -> Iterator[str]:
-    """Serve the app with uvicorn on a free loopback port; yields the base URL."""
-    port = free_port()
-    config = uvicorn.Config(create_app(queue, dataset=dataset), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("annotation server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with background_server(queue, dataset) as url:
+        yield url
 
 
 def label_all(queue: Queue, annotators: dict[str, list[str]]) -> None:
