@@ -42,7 +42,9 @@ def build_settings(k: int) -> rg.Settings:
             rg.ChatField(name="response_b", title="Response B"),
         ],
         questions=[
-            rg.LabelQuestion(name="preference", title="Which response better shows the trait?", labels=PREFERENCE),
+            rg.LabelQuestion(
+                name="preference", title="Which response better shows the trait?", labels=PREFERENCE
+            ),
             rg.MultiLabelQuestion(name="flags", title="Flags", labels=FLAGS, required=False),
             rg.TextQuestion(name="note", title="Note", required=False),
         ],

@@ -22,11 +22,17 @@ StoreOpt = Annotated[Path, typer.Option("--store", help="Dataset store folder.",
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="Dataset name in the store.")]
 KOpt = Annotated[
     int | None,
-    typer.Option("--k", min=1, help=f"Labels needed per item (default: the recipe's annotation.k, else {DEFAULT_K})."),
+    typer.Option(
+        "--k", min=1, help=f"Labels needed per item (default: the recipe's annotation.k, else {DEFAULT_K})."
+    ),
 ]
-ArgillaUrl = Annotated[str, typer.Option("--argilla-url", help="Argilla server URL.", envvar="ARGILLA_API_URL")]
+ArgillaUrl = Annotated[
+    str, typer.Option("--argilla-url", help="Argilla server URL.", envvar="ARGILLA_API_URL")
+]
 Workspace = Annotated[str, typer.Option("--workspace", help="Argilla workspace.")]
-ArgillaName = Annotated[str | None, typer.Option("--name", help="Argilla dataset name (default: the dataset's).")]
+ArgillaName = Annotated[
+    str | None, typer.Option("--name", help="Argilla dataset name (default: the dataset's).")
+]
 
 
 def open_queue(store: Path, dataset: str, k: int | None = None) -> tuple[Store, Queue]:
@@ -43,12 +49,18 @@ def open_queue(store: Path, dataset: str, k: int | None = None) -> tuple[Store, 
 @app.command("add-annotator")
 @clean_errors
 def add_annotator(
-    name: Annotated[str, typer.Argument(help="Annotator name.")], dataset: DatasetOpt, store: StoreOpt = DEFAULT_STORE
+    name: Annotated[str, typer.Argument(help="Annotator name.")],
+    dataset: DatasetOpt,
+    store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Register an annotator and print their login token (shown once; only a hash is kept)."""
     _, queue = open_queue(store, dataset)
     token = queue.add_annotator(name)
-    console.print(f"annotator [bold]{name}[/] on {dataset}; login token (keep it secret):", highlight=False)
+    console.print(
+        f"annotator [bold]{name}[/] on {dataset}; login token (keep it secret):",
+        highlight=False,
+        soft_wrap=True,
+    )
     print(token)
 
 
@@ -56,7 +68,9 @@ def add_annotator(
 @clean_errors
 def add(
     ref: Annotated[str, typer.Argument(help="DATASET@vN whose accepted items to audit.")],
-    sample: Annotated[int | None, typer.Option("--sample", help="A random sample of N accepted items.")] = None,
+    sample: Annotated[
+        int | None, typer.Option("--sample", help="A random sample of N accepted items.")
+    ] = None,
     where: Annotated[
         str | None, typer.Option("--where", help="SQL filter on item columns, e.g. \"domain = 'health'\".")
     ] = None,
@@ -72,7 +86,10 @@ def add(
     _, queue = open_queue(store, version.dataset, k)
     picked = select_for_audit(version, sample=sample, where=where, seed=seed)
     added = queue.add_items(picked, kind="audit", source=version.ref, k=k or DEFAULT_K)
-    console.print(f"queued {added} of {picked.num_rows} selected accepted item(s) of {version.ref} for audit")
+    console.print(
+        f"queued {added} of {picked.num_rows} selected accepted item(s) of {version.ref} for audit",
+        soft_wrap=True,
+    )
 
 
 @app.command("serve")
@@ -80,7 +97,9 @@ def add(
 def serve(
     dataset: DatasetOpt,
     store: StoreOpt = DEFAULT_STORE,
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback unless you mean otherwise.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; loopback unless you mean otherwise.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8765,
     k: KOpt = None,
 ) -> None:
@@ -91,7 +110,11 @@ def serve(
 
     _, queue = open_queue(store, dataset, k)
     progress = queue.progress()
-    console.print(f"{dataset}: {progress['items']} item(s) queued; open http://{host}:{port}/", highlight=False)
+    console.print(
+        f"{dataset}: {progress['items']} item(s) queued; open http://{host}:{port}/",
+        highlight=False,
+        soft_wrap=True,
+    )
     uvicorn.run(create_app(queue, dataset=dataset), host=host, port=port, log_level="warning")
 
 
@@ -105,8 +128,10 @@ def status(dataset: DatasetOpt, store: StoreOpt = DEFAULT_STORE) -> None:
     _, queue = open_queue(store, dataset)
     r = report(queue)
     console.print(
-        f"[bold]{dataset}[/]: {r.items} item(s): {r.done} done ({r.resolved} with a majority), {r.pending} pending",
+        f"[bold]{dataset}[/]: {r.items} item(s): {r.done} done ({r.resolved} with a majority), "
+        f"{r.pending} pending",
         highlight=False,
+        soft_wrap=True,
     )
     people = Table(title="labels per annotator")
     people.add_column("annotator")
@@ -116,15 +141,22 @@ def status(dataset: DatasetOpt, store: StoreOpt = DEFAULT_STORE) -> None:
     console.print(people)
     a = r.agreement
     console.print(
-        f"Krippendorff's alpha (nominal, {a.items} items with 2+ labels, {a.annotators} annotators): {_num(a.krippendorff_alpha)}",
+        f"Krippendorff's alpha (nominal, {a.items} items with 2+ labels, {a.annotators} annotators): "
+        f"{_num(a.krippendorff_alpha)}",
         highlight=False,
+        soft_wrap=True,
     )
     for pair, kappa in a.cohen_kappa.items():
-        console.print(f"Cohen's kappa {pair.replace('|', ' vs ')}: {_num(kappa)}", highlight=False)
+        console.print(
+            f"Cohen's kappa {pair.replace('|', ' vs ')}: {_num(kappa)}", highlight=False, soft_wrap=True
+        )
     if r.audit is not None:
         au = r.audit
         shown = "n/a" if au.accuracy is None else f"{au.accuracy:.1%} (95% CI {au.low:.1%}–{au.high:.1%})"
-        console.print(f"audit: {au.agreed}/{au.resolved} resolved audit items agree with the stored label: {shown}")
+        console.print(
+            f"audit: {au.agreed}/{au.resolved} resolved audit items agree with the stored label: {shown}",
+            soft_wrap=True,
+        )
     console.print(f"[dim]tie rule: {TIE_RULE}[/]")
 
 
@@ -153,6 +185,7 @@ def merge(
         f"{m['both_bad']} both bad, {m['ties']} ties dropped, {m['unresolved']} still routed; "
         f"alpha {_num(m['krippendorff_alpha'])}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -172,7 +205,11 @@ def push(
     _, queue = open_queue(store, dataset)
     client = argilla_bridge.connect(argilla_url)
     n = argilla_bridge.push(queue, client, name=name or dataset, workspace=workspace, k=k)
-    console.print(f"pushed {n} record(s) to {argilla_url} {workspace}/{name or dataset}", highlight=False)
+    console.print(
+        f"pushed {n} record(s) to {argilla_url} {workspace}/{name or dataset}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("pull")
@@ -190,7 +227,9 @@ def pull(
     _, queue = open_queue(store, dataset)
     client = argilla_bridge.connect(argilla_url)
     n = argilla_bridge.pull(queue, client, name=name or dataset, workspace=workspace)
-    console.print(f"pulled {n} new response(s) from {workspace}/{name or dataset}", highlight=False)
+    console.print(
+        f"pulled {n} new response(s) from {workspace}/{name or dataset}", highlight=False, soft_wrap=True
+    )
 
 
 def _num(x: float | None) -> str:

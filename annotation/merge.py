@@ -26,7 +26,17 @@ from curation.store import Store, Version
 
 STAGE = "annotation"
 DROP_REASONS = {"both_bad": "both_bad", "tie": "human_tie"}
-_STORE_KEYS = {"dataset", "parent", "recipe_hash", "created", "rows", "side_rows", "files", "funnel", "version"}
+_STORE_KEYS = {
+    "dataset",
+    "parent",
+    "recipe_hash",
+    "created",
+    "rows",
+    "side_rows",
+    "files",
+    "funnel",
+    "version",
+}
 
 
 @dataclass

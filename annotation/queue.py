@@ -264,7 +264,9 @@ class Queue:
 
     def annotator_for_token(self, token: str) -> str:
         with self._read() as db:
-            row = db.execute("SELECT name FROM annotators WHERE token_hash = ?", (hash_token(token),)).fetchone()
+            row = db.execute(
+                "SELECT name FROM annotators WHERE token_hash = ?", (hash_token(token),)
+            ).fetchone()
         if row is None:
             raise AuthError("unknown token")
         return row["name"]
@@ -360,10 +362,19 @@ class Queue:
             cur = db.execute(
                 "INSERT OR IGNORE INTO responses (item_id, annotator, label, swapped, flags, note, origin, "
                 "created) VALUES (?,?,?,?,?,?,'web',?)",
-                (item_id, annotator, label, row["swapped"], json.dumps(sorted(set(flags))), note.strip(), time.time()),
+                (
+                    item_id,
+                    annotator,
+                    label,
+                    row["swapped"],
+                    json.dumps(sorted(set(flags))),
+                    note.strip(),
+                    time.time(),
+                ),
             )
             db.execute(
-                "UPDATE assignments SET state = 'done' WHERE item_id = ? AND annotator = ?", (item_id, annotator)
+                "UPDATE assignments SET state = 'done' WHERE item_id = ? AND annotator = ?",
+                (item_id, annotator),
             )
             return cur.rowcount == 1
 
@@ -371,7 +382,8 @@ class Queue:
         """Hand the item back to the pool; this annotator will not be shown it again."""
         with self._write() as db:
             cur = db.execute(
-                "UPDATE assignments SET state = 'skipped' WHERE item_id = ? AND annotator = ? AND state = 'open'",
+                "UPDATE assignments SET state = 'skipped' "
+                "WHERE item_id = ? AND annotator = ? AND state = 'open'",
                 (item_id, annotator),
             )
             if cur.rowcount != 1:
@@ -386,11 +398,13 @@ class Queue:
                 if r.item_id not in known:
                     raise QueueError(f"response for item {r.item_id!r}, which is not in this queue")
                 if r.label not in LABELS:
-                    raise QueueError(f"item {r.item_id!r}: label must be one of {list(LABELS)}, got {r.label!r}")
+                    raise QueueError(
+                        f"item {r.item_id!r}: label must be one of {list(LABELS)}, got {r.label!r}"
+                    )
                 self.ensure_annotator(db, r.annotator)
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO responses (item_id, annotator, label, swapped, flags, note, origin, "
-                    "created) VALUES (?,?,?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO responses (item_id, annotator, label, swapped, flags, note, "
+                    "origin, created) VALUES (?,?,?,?,?,?,?,?)",
                     (
                         r.item_id,
                         r.annotator,
@@ -435,16 +449,19 @@ class Queue:
             ).fetchone()[0]
             items = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
             complete = db.execute(
-                "SELECT COUNT(*) FROM items i WHERE (SELECT COUNT(*) FROM responses r WHERE r.item_id = i.id) >= i.k"
+                "SELECT COUNT(*) FROM items i "
+                "WHERE (SELECT COUNT(*) FROM responses r WHERE r.item_id = i.id) >= i.k"
             ).fetchone()[0]
             out = {"items": items, "complete": complete, "slots": slots, "filled": filled}
             if annotator is not None:
-                mine = db.execute("SELECT COUNT(*) FROM responses WHERE annotator = ?", (annotator,)).fetchone()[0]
+                mine = db.execute(
+                    "SELECT COUNT(*) FROM responses WHERE annotator = ?", (annotator,)
+                ).fetchone()[0]
                 left = db.execute(
                     """SELECT COUNT(*) FROM items i
                     WHERE NOT EXISTS (SELECT 1 FROM responses r WHERE r.item_id = i.id AND r.annotator = :who)
-                      AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.annotator = :who
-                                      AND a.state = 'skipped')
+                      AND NOT EXISTS (SELECT 1 FROM assignments a
+                                      WHERE a.item_id = i.id AND a.annotator = :who AND a.state = 'skipped')
                       AND (SELECT COUNT(*) FROM responses r WHERE r.item_id = i.id) < i.k""",
                     {"who": annotator},
                 ).fetchone()[0]
@@ -462,7 +479,9 @@ class Queue:
     @staticmethod
     def _require_annotator(db: sqlite3.Connection, annotator: str) -> None:
         if db.execute("SELECT 1 FROM annotators WHERE name = ?", (annotator,)).fetchone() is None:
-            raise QueueError(f"unknown annotator {annotator!r}; add one with `traitdose annotate add-annotator`")
+            raise QueueError(
+                f"unknown annotator {annotator!r}; add one with `traitdose annotate add-annotator`"
+            )
 
 
 def _manifest_k(version: Version) -> int:

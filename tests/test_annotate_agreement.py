@@ -46,7 +46,9 @@ def test_agreement_over_responses():
     # ann: c, r, c (+ both_bad on i4 not shared); bob: c, r, t → p_o = 2/3, p_e = (2*1 + 1*1)/9
     assert got.cohen_kappa["ann|bob"] == pytest.approx((2 / 3 - 3 / 9) / (1 - 3 / 9))
     assert got.krippendorff_alpha is not None and 0 < got.krippendorff_alpha < 1
-    perfect = agreement([r("i1", "a", "chosen"), r("i1", "b", "chosen"), r("i2", "a", "tie"), r("i2", "b", "tie")])
+    perfect = agreement(
+        [r("i1", "a", "chosen"), r("i1", "b", "chosen"), r("i2", "a", "tie"), r("i2", "b", "tie")]
+    )
     assert perfect.krippendorff_alpha == pytest.approx(1.0)
     assert agreement([r("i1", "a", "chosen"), r("i1", "b", "chosen")]).krippendorff_alpha is None
 

@@ -85,7 +85,10 @@ def test_missing_api_key_is_a_clear_error(monkeypatch):
         bridge.connect("http://127.0.0.1:1")
 
 
-@pytest.mark.skipif(not os.environ.get("ARGILLA_API_URL"), reason="live Argilla test: set ARGILLA_API_URL (and ARGILLA_API_KEY)")
+@pytest.mark.skipif(
+    not os.environ.get("ARGILLA_API_URL"),
+    reason="live Argilla test: set ARGILLA_API_URL (and ARGILLA_API_KEY)",
+)
 def test_live_round_trip(queue):
     client = bridge.connect(os.environ["ARGILLA_API_URL"])
     name = f"traitdose-test-{uuid.uuid4().hex[:8]}"

@@ -26,7 +26,10 @@ def test_merge_writes_a_child_version_with_human_labels(setup):
     # items in queue order: agree keep, agree swap, agree both bad, split vote
     label_all(
         queue,
-        {"ann": ["chosen", "rejected", "both_bad", "chosen"], "bob": ["chosen", "rejected", "both_bad", "rejected"]},
+        {
+            "ann": ["chosen", "rejected", "both_bad", "chosen"],
+            "bob": ["chosen", "rejected", "both_bad", "rejected"],
+        },
     )
     result = merge(store, queue, store.resolve("demo@v1"))
     v2 = result.version

@@ -45,7 +45,9 @@ def test_each_item_gets_k_labels_from_distinct_annotators(queue):
                 assert task.item_id not in seen[name], "an annotator saw an item twice"
                 seen[name].append(task.item_id)
                 queue.submit(name, task.item_id, "A")
-    per_item = rows(queue.path, "SELECT item_id, COUNT(*), COUNT(DISTINCT annotator) FROM responses GROUP BY item_id")
+    per_item = rows(
+        queue.path, "SELECT item_id, COUNT(*), COUNT(DISTINCT annotator) FROM responses GROUP BY item_id"
+    )
     assert len(per_item) == 3
     assert all(n == 2 and distinct == 2 for _, n, distinct in per_item)
     assert queue.progress("ann")["left_for_me"] == 0
@@ -67,9 +69,9 @@ def test_stale_assignments_are_released(store):
     first = q.next_task("ann")
     again = q.next_task("bob")  # ann's assignment is already stale (0 s), so its slot is free
     assert again.item_id == first.item_id
-    assert rows(q.path, f"SELECT state FROM assignments WHERE annotator = 'ann' AND item_id = '{first.item_id}'") == [
-        ("released",)
-    ]
+    assert rows(
+        q.path, f"SELECT state FROM assignments WHERE annotator = 'ann' AND item_id = '{first.item_id}'"
+    ) == [("released",)]
     assert q.submit("ann", first.item_id, "A") is True  # late work is still kept
 
 
@@ -79,7 +81,9 @@ def test_submit_maps_the_screen_order_back_to_item_labels(queue):
     assert choice_to_label("B", swapped=True) == "chosen"
     assert choice_to_label("both_bad", swapped=True) == "both_bad"
     task = queue.next_task("ann")
-    queue.submit("ann", task.item_id, screen_choice("rejected", task.swapped), flags=["falsehood"], note=" hm ")
+    queue.submit(
+        "ann", task.item_id, screen_choice("rejected", task.swapped), flags=["falsehood"], note=" hm "
+    )
     (response,) = queue.responses()
     assert (response.label, response.swapped, response.flags, response.note) == (
         "rejected",

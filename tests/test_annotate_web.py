@@ -73,7 +73,9 @@ def test_posts_need_the_csrf_token(served):
     assert client.post("/submit", data={"item_id": item, "choice": "A", "csrf": "x"}).status_code == 403
     assert client.post("/api/submit", json={"item_id": item, "choice": "A"}).status_code == 403
     assert rows(queue.path, "SELECT COUNT(*) FROM responses") == [(0,)]
-    ok = client.post("/submit", data={"item_id": item, "choice": "A", "csrf": csrf_of(page.text), "flags": "sycophantic"})
+    ok = client.post(
+        "/submit", data={"item_id": item, "choice": "A", "csrf": csrf_of(page.text), "flags": "sycophantic"}
+    )
     assert ok.status_code == 303
     assert rows(queue.path, "SELECT annotator, flags FROM responses") == [("ann", '["sycophantic"]')]
 
@@ -102,8 +104,13 @@ def test_json_api_round_trip_and_openapi(served):
         assert "/" not in spec["paths"]
         task = api.get("/api/next").json()
         assert task["trait"] == "truthfulness" and task["trait_definition"].startswith("The response asserts")
-        assert {task["response_a"][0]["content"][:4], task["response_b"][0]["content"][:4]} == {"Good", "Bad "}
-        out = api.post("/api/submit", json={"item_id": task["item_id"], "choice": "tie", "note": "close"}).json()
+        assert {task["response_a"][0]["content"][:4], task["response_b"][0]["content"][:4]} == {
+            "Good",
+            "Bad ",
+        }
+        out = api.post(
+            "/api/submit", json={"item_id": task["item_id"], "choice": "tie", "note": "close"}
+        ).json()
         assert out["recorded"] is True and out["progress"]["mine"] == 1
         again = api.post("/api/submit", json={"item_id": task["item_id"], "choice": "A"}).json()
         assert again["recorded"] is False
@@ -133,6 +140,12 @@ def test_fifty_concurrent_annotators_lose_and_duplicate_nothing(tmp_path):
         submitted = sum(pool.map(work, tokens))
     assert submitted == 120  # every slot filled once: 60 items x k=2
     assert rows(queue.path, "SELECT COUNT(*) FROM responses") == [(120,)]
-    assert rows(queue.path, "SELECT COUNT(*) FROM (SELECT item_id FROM responses GROUP BY item_id HAVING COUNT(*) = 2)") == [(60,)]
-    assert rows(queue.path, "SELECT COUNT(*) FROM (SELECT 1 FROM responses GROUP BY item_id, annotator HAVING COUNT(*) > 1)") == [(0,)]
+    assert rows(
+        queue.path,
+        "SELECT COUNT(*) FROM (SELECT item_id FROM responses GROUP BY item_id HAVING COUNT(*) = 2)",
+    ) == [(60,)]
+    assert rows(
+        queue.path,
+        "SELECT COUNT(*) FROM (SELECT 1 FROM responses GROUP BY item_id, annotator HAVING COUNT(*) > 1)",
+    ) == [(0,)]
     assert rows(queue.path, "SELECT COUNT(*) FROM assignments WHERE state = 'open'") == [(0,)]

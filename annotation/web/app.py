@@ -30,8 +30,8 @@ SESSION_COOKIE = "td_session"
 LOGIN_COOKIE = "td_login"  # login-form CSRF (double submit): the form is a POST too
 SECURITY_HEADERS = {
     # No inline script or style at all: even markup that slipped through escaping could not run.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
