@@ -18,6 +18,7 @@ import json
 import random
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS items (
     kind TEXT NOT NULL CHECK (kind IN ('routed', 'audit')),
     source TEXT NOT NULL,              -- DATASET@vN the item came from
     k INTEGER NOT NULL CHECK (k >= 1),
+    filled INTEGER NOT NULL DEFAULT 0, -- responses so far (kept with each response insert)
     item TEXT NOT NULL,                -- the item row as JSON
     added REAL NOT NULL
 );
@@ -83,7 +85,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS synced (version TEXT PRIMARY KEY, items INTEGER NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS responses_item ON responses(item_id);
+CREATE INDEX IF NOT EXISTS responses_annotator ON responses(annotator);
+-- the pool: items still short of labels, in queue order (small however many items fill up)
+CREATE INDEX IF NOT EXISTS items_open ON items(seq) WHERE filled < k;
+CREATE INDEX IF NOT EXISTS assignments_open ON assignments(item_id) WHERE state = 'open';
+CREATE INDEX IF NOT EXISTS assignments_stale ON assignments(assigned) WHERE state = 'open';
 """
 
 
@@ -149,10 +155,15 @@ class Queue:
         self.path = Path(path)
         self.stale_after_s = stale_after_s
         self._rng = random.Random(seed)
+        self._local = threading.local()  # one connection per thread, reused across calls
+        # Writers in this process queue on a lock: SQLite's own busy handler sleeps and polls
+        # (up to 100 ms a try), which under 50 concurrent writers costs far more than waiting
+        # in line. Other processes are still kept out by SQLite's lock and busy timeout.
+        self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+        db = self._connect()
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
 
     @classmethod
     def for_dataset(cls, store: Store, dataset: str, **kwargs: Any) -> Queue:
@@ -160,10 +171,15 @@ class Queue:
 
     # ---- plumbing ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed write
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys=ON")
+            # With WAL, NORMAL keeps the database consistent on a crash; only a power cut
+            # can lose the last transactions, and it corrupts nothing.
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
         return db
 
     @contextmanager
@@ -171,24 +187,25 @@ class Queue:
         """One write transaction; the write lock is taken up front so readers of the
         pool cannot race each other between their SELECT and their INSERT."""
         db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+        with self._write_lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: a consistent snapshot across several SELECTs."""
         db = self._connect()
+        db.execute("BEGIN")
         try:
             yield db
         finally:
-            db.close()
+            db.execute("COMMIT")
 
     # ---- items -------------------------------------------------------------------------
     def add_items(self, table: pa.Table, *, kind: str, source: str, k: int = DEFAULT_K) -> int:
@@ -316,12 +333,13 @@ class Queue:
                 return Task(row["item_id"], bool(row["swapped"]), json.loads(row["item"]))
             row = db.execute(
                 """
-                SELECT i.id, i.item FROM items i
-                WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.annotator = :who
+                SELECT i.id, i.item FROM items i INDEXED BY items_open
+                WHERE i.filled < i.k
+                  AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.annotator = :who
                                   AND a.state != 'released')
                   AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.item_id = i.id AND r.annotator = :who)
-                  AND (SELECT COUNT(*) FROM responses r WHERE r.item_id = i.id)
-                    + (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.state = 'open') < i.k
+                  AND i.filled + (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id
+                                  AND a.state = 'open') < i.k
                 ORDER BY i.seq LIMIT 1
                 """,
                 {"who": annotator},
@@ -376,6 +394,8 @@ class Queue:
                 "UPDATE assignments SET state = 'done' WHERE item_id = ? AND annotator = ?",
                 (item_id, annotator),
             )
+            if cur.rowcount == 1:
+                db.execute("UPDATE items SET filled = filled + 1 WHERE id = ?", (item_id,))
             return cur.rowcount == 1
 
     def skip(self, annotator: str, item_id: str) -> None:
@@ -416,6 +436,8 @@ class Queue:
                         time.time(),
                     ),
                 )
+                if cur.rowcount == 1:
+                    db.execute("UPDATE items SET filled = filled + 1 WHERE id = ?", (r.item_id,))
                 added += cur.rowcount
             return added
 
@@ -442,27 +464,21 @@ class Queue:
         """Queue-wide slots filled, and (given an annotator) their own count and what is
         left for them."""
         with self._read() as db:
-            slots = db.execute("SELECT COALESCE(SUM(k), 0) FROM items").fetchone()[0]
-            filled = db.execute(
-                "SELECT COALESCE(SUM(MIN(n, k)), 0) FROM (SELECT i.k, COUNT(r.id) AS n FROM items i "
-                "LEFT JOIN responses r ON r.item_id = i.id GROUP BY i.id)"
-            ).fetchone()[0]
-            items = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-            complete = db.execute(
-                "SELECT COUNT(*) FROM items i "
-                "WHERE (SELECT COUNT(*) FROM responses r WHERE r.item_id = i.id) >= i.k"
-            ).fetchone()[0]
+            items, complete, slots, filled = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(filled >= k), 0), COALESCE(SUM(k), 0), "
+                "COALESCE(SUM(MIN(filled, k)), 0) FROM items"
+            ).fetchone()
             out = {"items": items, "complete": complete, "slots": slots, "filled": filled}
             if annotator is not None:
                 mine = db.execute(
                     "SELECT COUNT(*) FROM responses WHERE annotator = ?", (annotator,)
                 ).fetchone()[0]
                 left = db.execute(
-                    """SELECT COUNT(*) FROM items i
-                    WHERE NOT EXISTS (SELECT 1 FROM responses r WHERE r.item_id = i.id AND r.annotator = :who)
-                      AND NOT EXISTS (SELECT 1 FROM assignments a
-                                      WHERE a.item_id = i.id AND a.annotator = :who AND a.state = 'skipped')
-                      AND (SELECT COUNT(*) FROM responses r WHERE r.item_id = i.id) < i.k""",
+                    """SELECT COUNT(*) FROM items i INDEXED BY items_open
+                    WHERE i.filled < i.k
+                      AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.item_id = i.id AND r.annotator = :who)
+                      AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id
+                                      AND a.annotator = :who AND a.state = 'skipped')""",
                     {"who": annotator},
                 ).fetchone()[0]
                 out |= {"mine": mine, "left_for_me": left}
