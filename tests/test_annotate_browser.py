@@ -68,6 +68,7 @@ def test_label_three_items_by_keyboard(tmp_path, browser):
             )
             assert page.inner_text("#my-progress") == f"{n} done, {4 - n} left"
         assert page.get_attribute("#queue-bar", "value") == "3"
+        assert page.inner_text("#queue-progress") == "3 / 4 labels (3 / 4 items complete)"
 
         skipped = page.get_attribute("#label-form", "data-item")
         page.keyboard.press("s")
