@@ -108,14 +108,15 @@ def serve(
 
     from annotation.web.app import create_app
 
-    _, queue = open_queue(store, dataset, k)
+    s, queue = open_queue(store, dataset, k)
     progress = queue.progress()
     console.print(
         f"{dataset}: {progress['items']} item(s) queued; open http://{host}:{port}/",
         highlight=False,
         soft_wrap=True,
     )
-    uvicorn.run(create_app(queue, dataset=dataset), host=host, port=port, log_level="warning")
+    web = create_app(queue, dataset=dataset, sync=lambda: queue.sync_routed(s, dataset, k=k))
+    uvicorn.run(web, host=host, port=port, log_level="warning")
 
 
 @app.command("status")

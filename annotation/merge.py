@@ -39,6 +39,10 @@ _STORE_KEYS = {
 }
 
 
+class NothingToMerge(ValueError):
+    """No item of the base version has a settled human label: no new version to write."""
+
+
 @dataclass
 class MergeResult:
     version: Version
@@ -86,6 +90,12 @@ def merge(store: Store, queue: Queue, base: Version) -> MergeResult:
     in_base = {i["id"] for rows in splits.values() for i in rows} | {i["id"] for i in still_routed}
     in_base |= {i["id"] for i in dropped}
     scored = [r for rs in grouped.values() for r in rs if r.item_id in in_base]
+    settled = counts["resolved"] + counts["both_bad"] + counts["tie"] + sum(a is not None for a in audited)
+    if not settled:
+        raise NothingToMerge(
+            f"nothing to merge into {base.ref}: {len({r.item_id for r in scored})} item(s) have labels, "
+            "none has a majority yet (see `traitdose annotate status`)"
+        )
     summary = _summary(scored, counts, audited)
 
     funnel = Funnel(list(base.manifest.get("funnel", [])))

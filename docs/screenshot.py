@@ -1,6 +1,6 @@
 """Make docs/annotate.png: the labeling page in Debian's chromium, driven by Playwright.
 
-    python docs/screenshot.py
+python docs/screenshot.py
 """
 
 from __future__ import annotations

@@ -46,8 +46,8 @@ def make_store(root: Path, *, routed: int = 4, accepted: int = 6, dataset: str =
 
 
 @contextmanager
-def live_server(queue: Queue, dataset: str = "demo") -> Iterator[str]:
-    with background_server(queue, dataset) as url:
+def live_server(queue: Queue, dataset: str = "demo", **app_options) -> Iterator[str]:
+    with background_server(queue, dataset, **app_options) as url:
         yield url
 
 

@@ -6,7 +6,7 @@ import pytest
 from annotate_support import label_all, make_store
 
 from annotation.audit import select_for_audit
-from annotation.merge import merge
+from annotation.merge import NothingToMerge, merge
 from annotation.queue import Queue
 
 
@@ -77,11 +77,15 @@ def test_merging_again_changes_nothing_already_merged(setup):
     store, queue, routed = setup
     label_all(queue, {"ann": ["rejected"], "bob": ["rejected"]})
     v2 = merge(store, queue, store.resolve("demo@v1")).version
+    with pytest.raises(NothingToMerge):
+        merge(store, queue, v2)
+    label_all(queue, {"ann": ["chosen"], "bob": ["chosen"]})  # the next routed item settles
     v3 = merge(store, queue, v2).version
+    assert v3.manifest["annotation"]["resolved"] == 1
     assert v3.manifest["parent"] == "demo@v2"
     before = {r["id"]: r["chosen"] for r in v2.table().to_pylist()}
     after = {r["id"]: r["chosen"] for r in v3.table().to_pylist()}
-    assert before == after, "a swapped item must not be swapped back"
+    assert {i: after[i] for i in before} == before, "a swapped item must not be swapped back"
     assert after[routed[0]["id"]] == routed[0]["rejected"]
 
 
@@ -103,3 +107,13 @@ def test_audited_accepted_items_are_relabelled_and_estimated(setup):
     first, second = audit.to_pylist()
     assert by_id[first["id"]]["label_source"] == "human"
     assert by_id[second["id"]]["chosen"] == second["rejected"]
+
+
+def test_nothing_settled_writes_no_version(setup):
+    store, queue, _ = setup
+    with pytest.raises(NothingToMerge, match="0 item"):
+        merge(store, queue, store.resolve("demo@v1"))
+    label_all(queue, {"ann": ["chosen"], "bob": ["rejected"]})  # a split vote settles nothing
+    with pytest.raises(NothingToMerge, match="1 item"):
+        merge(store, queue, store.resolve("demo@v1"))
+    assert [v.name for v in store.versions("demo")] == ["v1"]

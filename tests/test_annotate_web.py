@@ -149,3 +149,22 @@ def test_fifty_concurrent_annotators_lose_and_duplicate_nothing(tmp_path):
         "SELECT COUNT(*) FROM (SELECT 1 FROM responses GROUP BY item_id, annotator HAVING COUNT(*) > 1)",
     ) == [(0,)]
     assert rows(queue.path, "SELECT COUNT(*) FROM assignments WHERE state = 'open'") == [(0,)]
+
+
+def test_a_running_server_picks_up_newly_routed_items(tmp_path):
+    store = make_store(tmp_path / "store", routed=1, accepted=0)
+    queue = Queue.for_dataset(store, "demo")
+    queue.sync_routed(store, "demo", k=1)
+    token = queue.add_annotator("ann")
+    sync = lambda: queue.sync_routed(store, "demo", k=1)  # noqa: E731
+    auth = {"Authorization": f"Bearer {token}"}
+    with (
+        live_server(queue, sync=sync, sync_every_s=0) as url,
+        httpx.Client(base_url=url, headers=auth) as api,
+    ):
+        first = api.get("/api/next").json()
+        api.post("/api/submit", json={"item_id": first["item_id"], "choice": "A"}).raise_for_status()
+        assert api.get("/api/next").json()["item_id"] is None
+        later = make_item(77, status="routed")
+        store.write_version("demo", {"train": from_rows([])}, side={"routed": from_rows([later])})
+        assert api.get("/api/next").json()["item_id"] == later["id"]

@@ -12,6 +12,8 @@ calls need no CSRF token. Every route except the login page needs one or the oth
 # and `Who` below is local to create_app.
 
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -95,7 +97,25 @@ class SubmitOut(BaseModel):
     progress: Progress
 
 
-def create_app(queue: Queue, *, dataset: str, secure_cookies: bool = False) -> FastAPI:
+def create_app(
+    queue: Queue,
+    *,
+    dataset: str,
+    secure_cookies: bool = False,
+    sync: Callable[[], object] | None = None,
+    sync_every_s: float = 30.0,
+) -> FastAPI:
+    """The app for one dataset's queue. ``sync`` (queue the routed items of new versions)
+    runs at most every ``sync_every_s`` seconds, so a run that routes items while the
+    server is up reaches annotators without a restart."""
+    last_sync = [time.monotonic()]
+
+    def next_task(annotator: str) -> Task | None:
+        if sync is not None and time.monotonic() - last_sync[0] >= sync_every_s:
+            last_sync[0] = time.monotonic()
+            sync()
+        return queue.next_task(annotator)
+
     app = FastAPI(
         title=f"traitdose annotation: {dataset}",
         description="Label routed preference pairs. Authenticate with a session cookie or a bearer token.",
@@ -179,7 +199,7 @@ def create_app(queue: Queue, *, dataset: str, secure_cookies: bool = False) -> F
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def label_page(request: Request, who: Who) -> Response:
-        task = queue.next_task(who.name)
+        task = next_task(who.name)
         context = {
             "dataset": dataset,
             "annotator": who.name,
@@ -217,7 +237,7 @@ def create_app(queue: Queue, *, dataset: str, secure_cookies: bool = False) -> F
     @app.get("/api/next", response_model=TaskOut, tags=["api"])
     def api_next(who: Who) -> dict[str, Any]:
         """This annotator's current item (A/B in their own random order), or ``item_id: null``."""
-        task = queue.next_task(who.name)
+        task = next_task(who.name)
         progress = queue.progress(who.name)
         if task is None:
             return {"item_id": None, "progress": progress}

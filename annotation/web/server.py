@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -22,10 +23,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def background_server(queue: Queue, dataset: str, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``queue`` until the block ends; yields the base URL."""
+def background_server(
+    queue: Queue, dataset: str, *, host: str = "127.0.0.1", port: int = 0, **app_options: Any
+) -> Iterator[str]:
+    """Serve ``queue`` until the block ends; yields the base URL. ``app_options`` go to
+    :func:`create_app`."""
     port = port or free_port(host)
-    config = uvicorn.Config(create_app(queue, dataset=dataset), host=host, port=port, log_level="warning")
+    app = create_app(queue, dataset=dataset, **app_options)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="annotate-server", daemon=True)
     thread.start()
