@@ -40,6 +40,7 @@ FLAGS = {
 }
 DEFAULT_K = 2
 STALE_AFTER_S = 30 * 60  # an assignment nobody answered for this long goes back to the pool
+SESSION_TTL_S = 12 * 3600  # a web login lasts a working day
 QUEUE_FILE = "annotation.sqlite"
 
 _SCHEMA = """
@@ -300,10 +301,11 @@ class Queue:
         return annotator, session, csrf
 
     def session(self, session: str) -> tuple[str, str]:
-        """(annotator, CSRF token) of a live session."""
+        """(annotator, CSRF token) of a live session (sessions last ``SESSION_TTL_S``)."""
         with self._read() as db:
             row = db.execute(
-                "SELECT annotator, csrf FROM sessions WHERE id_hash = ?", (hash_token(session),)
+                "SELECT annotator, csrf FROM sessions WHERE id_hash = ? AND created > ?",
+                (hash_token(session), time.time() - SESSION_TTL_S),
             ).fetchone()
         if row is None:
             raise AuthError("no such session")

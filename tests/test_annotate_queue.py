@@ -147,3 +147,16 @@ def test_items_already_queued_are_kept_as_they_are(queue):
     item = make_item(1000, status="routed")
     assert queue.add_items(from_rows([item]), kind="audit", source="demo@v9") == 0
     assert {row["kind"] for row in queue.items()} == {"routed"}
+
+
+def test_sessions_expire_and_close(queue, monkeypatch):
+    token = queue.add_annotator("eve")
+    name, session, csrf = queue.open_session(token)
+    assert queue.session(session) == ("eve", csrf)
+    monkeypatch.setattr("annotation.queue.SESSION_TTL_S", -1)
+    with pytest.raises(PermissionError):
+        queue.session(session)
+    monkeypatch.undo()
+    queue.close_session(session)
+    with pytest.raises(PermissionError):
+        queue.session(session)
