@@ -149,8 +149,8 @@ def queue_path(store: Store, dataset: str) -> Path:
 
 
 class Queue:
-    """The queue of one dataset. Cheap to construct; every call opens its own connection
-    so one ``Queue`` can serve many threads."""
+    """The queue of one dataset. One ``Queue`` serves many threads: each thread keeps its
+    own SQLite connection, and every public call is one transaction."""
 
     def __init__(self, path: str | Path, *, stale_after_s: float = STALE_AFTER_S, seed: int | None = None):
         self.path = Path(path)
