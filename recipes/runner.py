@@ -118,7 +118,7 @@ def read_source(
             generator.per_trait if limit is None else min(generator.per_trait, math.ceil(limit / len(traits)))
         )
         out = generate_from_bank(
-            generator.bank or recipe.domain,
+            generator.bank_path(recipe.domain),
             traits=traits,
             per_trait=per_trait,
             on_item=lambda n: tick("generating", n),
@@ -168,7 +168,9 @@ def _meta(recipe: Recipe, seed: int, traits: list[str]) -> dict[str, Any]:
             }
         ]
     )
+    annotation = {"annotation_k": recipe.annotation.k} if recipe.annotation else {}
     return {
+        **annotation,
         "recipe": recipe.name,
         "domain": recipe.domain,
         "traits": traits,
