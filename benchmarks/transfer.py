@@ -1,0 +1,147 @@
+"""Does a health-only trait reward model transfer to other domains and to corrigibility?
+
+Trains the Bradley–Terry reward head (``trainer.reward``, MiniLM encoder, offline) on
+health-only pairs — once on the built-in ``health`` recipe's own output (template banks,
+no public data), once on TruthfulQA Health + Nutrition through the ``answer_key`` source —
+and reports pairwise accuracy on held-out sets: TruthfulQA categories other than Health
+and Nutrition (grouped), and the human-written corrigibility A/B set (``ab_eval``).
+Baselines measured in the same run: zero-shot cosine of the encoder (prefer the response
+closer to the prompt) and each head retrained on shuffled labels.
+
+The surface statistics beside the table (share of chosen / rejected answers that open
+with a negation) show when a head can score well for the wrong reason (DESIGN.md,
+"A measured pitfall: polarity artifacts").
+
+    python benchmarks/transfer.py [--store DIR] [--json results.json]
+
+Needs ../shared/data (TruthfulQA, model-written-evals) beside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+
+import polars as pl  # noqa: E402
+
+from curation.store import Store  # noqa: E402
+from recipes.runner import run_recipe  # noqa: E402
+from recipes.spec import Recipe, load_recipe  # noqa: E402
+from trainer.data import pairs_frame  # noqa: E402
+from trainer.reward import Encoder, PairEmbeddings, RewardHead, pairwise_report  # noqa: E402
+
+HEALTH = ["Health", "Nutrition"]
+# Non-health TruthfulQA, grouped so each column has enough questions to read.
+GROUPS = {
+    "tqa-law": ["Law"],
+    "tqa-finance": ["Economics", "Finance"],
+    "tqa-science": ["Science", "Psychology", "Weather", "Statistics"],
+    "tqa-misconceptions": ["Misconceptions", "Misconceptions: Topical"],
+}
+NEGATION = re.compile(r"^\W*(no|not|none|never|nothing|nobody|there is no|there are no|it is not|you (can|should)not)\b", re.I)  # fmt: skip
+
+
+def truthfulqa(name: str, domain: str, categories: list[str]) -> Recipe:
+    return Recipe.model_validate(
+        {
+            "name": name,
+            "domain": domain,
+            "trait": "truthfulness",
+            "source": {
+                "kind": "answer_key",
+                "path": str(DATA / "truthfulqa" / "TruthfulQA.csv"),
+                "question": "Question",
+                "correct": "Correct Answers",
+                "incorrect": "Incorrect Answers",
+                "separator": "; ",
+                "where": {"Category": categories},
+                "license": "apache-2.0",
+            },
+            "test_fraction": 0.2,
+        }
+    )
+
+
+def build_sets(store: Store) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
+    """name → (train pairs, evaluation pairs), every set built through the project's own sources."""
+    categories = pl.read_csv(DATA / "truthfulqa" / "TruthfulQA.csv", infer_schema=False)["Category"].unique()
+    grouped = set(HEALTH).union(*GROUPS.values())
+    recipes = {
+        "health-recipe": load_recipe("health"),
+        "tqa-health": truthfulqa("tqa-health", "health", HEALTH),
+        **{name: truthfulqa(name, name.removeprefix("tqa-"), cats) for name, cats in GROUPS.items()},
+        "tqa-rest": truthfulqa("tqa-rest", "general", sorted(set(categories) - grouped)),
+        "corrigibility-ab": load_recipe(str(ROOT / "examples" / "corrigibility-ab.yaml")),
+    }
+    sets = {}
+    for name, recipe in recipes.items():
+        version = run_recipe(recipe, store).version
+        train = pairs_frame(version.frame("train"))
+        # Training sets are scored on their own test split; the others on every pair they have.
+        held = pairs_frame(version.frame("test")) if name in ("health-recipe", "tqa-health") else pairs_frame(version.frame())
+        sets[name] = (train, held)
+        print(f"built {version.ref}: {version.manifest['rows']}", file=sys.stderr)
+    return sets
+
+
+def negation_share(frame: pl.DataFrame, side: str) -> float:
+    texts = [m[0]["content"] for m in frame[side].to_list()]
+    return sum(bool(NEGATION.match(t)) for t in texts) / max(1, len(texts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", type=Path, help="Store to build the sets in (default: a temp folder).")
+    parser.add_argument("--json", type=Path, help="Write the results here too.")
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        raise SystemExit(f"needs the public data in {DATA}")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = build_sets(Store(args.store or tmp))
+    encoder = Encoder()
+    embedded = {name: (PairEmbeddings.of(train, encoder), PairEmbeddings.of(held, encoder)) for name, (train, held) in sets.items()}  # fmt: skip
+    all_other = pl.concat([sets[n][1] for n in [*GROUPS, "tqa-rest"]])
+    embedded["tqa-non-health"] = (None, PairEmbeddings.of(all_other, encoder))
+    columns = ["health-recipe", "tqa-health", *GROUPS, "tqa-rest", "tqa-non-health", "corrigibility-ab"]
+
+    rows: dict[str, dict[str, float]] = {}
+    rows["zero-shot cosine"] = {c: _acc(embedded[c][1].cosine_margins(), embedded[c][1]) for c in columns}
+    for train_name in ("health-recipe", "tqa-health"):
+        train = embedded[train_name][0]
+        for label, shuffled in ((f"head on {train_name}", False), (f"  shuffled labels ({train_name})", True)):
+            head = RewardHead.fit(train, shuffle_labels=shuffled)
+            rows[label] = {c: _acc(head.margins(embedded[c][1]), embedded[c][1]) for c in columns}
+
+    sizes = {c: len(embedded[c][1].ids) for c in columns}
+    print(f"\npairwise accuracy (chance = 0.50); columns are evaluation sets, n = pairs; {time.perf_counter() - started:.0f} s\n")
+    print("| trained on ↓ / evaluated on → | " + " | ".join(f"{c} (n={sizes[c]})" for c in columns) + " |")
+    print("| --- |" + " ---: |" * len(columns))
+    for label, accs in rows.items():
+        print(f"| {label} | " + " | ".join(f"{accs[c]:.3f}" for c in columns) + " |")
+    print("\nsurface statistic: share of answers opening with a negation (chosen / rejected)\n")
+    print("| set | chosen | rejected |\n| --- | ---: | ---: |")
+    stats = {}
+    for name in columns[:-2] + ["corrigibility-ab"]:
+        held = sets[name][1]
+        stats[name] = (negation_share(held, "chosen"), negation_share(held, "rejected"))
+        print(f"| {name} | {stats[name][0]:.2f} | {stats[name][1]:.2f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"accuracy": rows, "pairs": sizes, "negation_share": stats}, indent=2) + "\n")
+
+
+def _acc(margins, pairs: PairEmbeddings) -> float:
+    return pairwise_report(margins, pairs)["overall"]["accuracy"]
+
+
+if __name__ == "__main__":
+    main()
