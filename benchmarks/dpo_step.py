@@ -54,7 +54,9 @@ def build(args):
     vocab = {t: i for i, t in enumerate(special + words)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]"
+    )
     tokenizer.add_special_tokens({"additional_special_tokens": special[3:]})
     tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
     rng = random.Random(0)
@@ -93,7 +95,12 @@ def run_ours(args, tokenizer, rows, config, model_cls, pl) -> list[float]:
         [{"id": str(i), "domain": "bench", "trait": "truthfulness", **r} for i, r in enumerate(rows)]
     )
     model = model_cls(config)
-    cfg = DPOConfig(batch_size=args.batch_size, max_length=args.prompt_len + args.response_len, lr=1e-5)
+    cfg = DPOConfig(
+        batch_size=args.batch_size,
+        max_length=args.prompt_len + args.response_len,
+        lr=1e-5,
+        gradient_checkpointing=args.checkpointing == "on",
+    )
 
     def on_progress(phase, done, total, metrics):
         if phase == "train":
@@ -133,6 +140,7 @@ def run_trl(args, tokenizer, rows, config, model_cls, pl) -> list[float]:
             save_strategy="no",
             logging_steps=1,
             dataloader_num_workers=0,
+            gradient_checkpointing=args.checkpointing == "on",  # TRL's default is on
         )
         trainer = DPOTrainer(
             model=model,
@@ -187,7 +195,9 @@ def measure(args, side: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", choices=PRESETS, default="small")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--prompt-len", type=int, default=64)
@@ -195,6 +205,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2, help="Interleaved runs per side; best median kept.")
+    parser.add_argument(
+        "--checkpointing",
+        choices=["on", "off"],
+        default="on",
+        help="Gradient checkpointing on both sides (on: TRL's default; off: no recomputation).",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -212,6 +228,7 @@ def main() -> None:
         f"model {ours['params_m']:.1f}M params ({args.preset}), batch {args.batch_size} pairs, "
         f"{args.prompt_len}+{args.response_len} tokens, device {ours['device']}"
         + (f", {args.threads} CPU thread(s)" if args.threads else "")
+        + f", gradient checkpointing {args.checkpointing} (both sides)"
     )
     print(f"{'':8}{'s/step':>10}{'tokens/s':>12}{'peak MiB':>12}")
     for name, r in (("ours", ours), ("TRL", trl)):

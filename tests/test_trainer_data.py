@@ -26,7 +26,11 @@ def test_dose_is_stratified_by_domain_and_trait():
     dose = sample_dose(_strata(), 20, seed=0)
     counts = {(d, t): n for d, t, n in dose.group_by("domain", "trait").len().iter_rows()}
     assert dose.height == 20
-    assert counts == {("health", "truthfulness"): 12, ("health", "corrigibility"): 6, ("law", "truthfulness"): 2}
+    assert counts == {
+        ("health", "truthfulness"): 12,
+        ("health", "corrigibility"): 6,
+        ("law", "truthfulness"): 2,
+    }
     assert dose["id"].n_unique() == 20
 
 
@@ -82,8 +86,9 @@ def test_chat_template_is_applied_and_prompt_tokens_are_masked():
     assert first.chosen_ids[-1] == tokenizer.eos_token_id  # the turn ends as the template closes it
     batch = collate(pairs, [0, 1], tokenizer.pad_token_id)
     assert batch.input_ids.shape[0] == 4  # chosen rows then rejected rows
-    for row, (p, response) in enumerate([(pairs[0], pairs[0].chosen_ids), (pairs[1], pairs[1].chosen_ids),
-                                         (pairs[0], pairs[0].rejected_ids), (pairs[1], pairs[1].rejected_ids)]):  # fmt: skip
+    rows = [(pairs[0], pairs[0].chosen_ids), (pairs[1], pairs[1].chosen_ids)]
+    rows += [(pairs[0], pairs[0].rejected_ids), (pairs[1], pairs[1].rejected_ids)]
+    for row, (p, response) in enumerate(rows):
         labels = batch.labels[row].tolist()
         n = len(p.prompt_ids)
         assert labels[:n] == [IGNORE] * n
@@ -96,7 +101,10 @@ def test_long_prompts_keep_their_end_and_fit_max_length():
     tokenizer = tiny_tokenizer()
     frame = make_pairs(1, 0).with_columns(
         pl.col("prompt").list.eval(
-            pl.struct(pl.element().struct.field("role"), (pl.lit("zinc " * 80) + pl.element().struct.field("content")).alias("content"))
+            pl.struct(
+                pl.element().struct.field("role"),
+                (pl.lit("zinc " * 80) + pl.element().struct.field("content")).alias("content"),
+            )
         )
     )  # fmt: skip
     pair = encode_pairs(frame, tokenizer, max_length=40, prompt_budget=20)[0]

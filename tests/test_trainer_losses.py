@@ -45,7 +45,10 @@ def _by_hand(pairs, policy, reference):
         return _cache[id(pairs)]
     h = _cache.setdefault(id(pairs), [])
     for p in pairs:
-        pc, pr = _logp_by_hand(policy, p.prompt_ids, p.chosen_ids), _logp_by_hand(policy, p.prompt_ids, p.rejected_ids)
+        pc, pr = (
+            _logp_by_hand(policy, p.prompt_ids, p.chosen_ids),
+            _logp_by_hand(policy, p.prompt_ids, p.rejected_ids),
+        )
         rc = _logp_by_hand(reference, p.prompt_ids, p.chosen_ids)
         rr = _logp_by_hand(reference, p.prompt_ids, p.rejected_ids)
         h.append((pc - rc) - (pr - rr))
@@ -65,7 +68,9 @@ def test_padded_batch_logps_match_per_sequence_logps(fixed_batch):
         chosen, rejected = pair_logps(policy, batch)
     for i, p in enumerate(pairs):
         assert chosen[i].item() == pytest.approx(_logp_by_hand(policy, p.prompt_ids, p.chosen_ids), abs=1e-5)
-        assert rejected[i].item() == pytest.approx(_logp_by_hand(policy, p.prompt_ids, p.rejected_ids), abs=1e-5)
+        assert rejected[i].item() == pytest.approx(
+            _logp_by_hand(policy, p.prompt_ids, p.rejected_ids), abs=1e-5
+        )
 
 
 @pytest.mark.parametrize("beta", [0.1, 0.5])
@@ -103,7 +108,9 @@ def test_robust_loss_corrects_for_label_noise(fixed_batch):
 def test_rewards_are_beta_times_log_ratios(fixed_batch):
     pairs, policy, reference, batch = fixed_batch
     out = _trainer_loss(policy, reference, batch, beta=0.3, kind="sigmoid")
-    assert out.margins.tolist() == pytest.approx([0.3 * h for h in _by_hand(pairs, policy, reference)], abs=1e-5)
+    assert out.margins.tolist() == pytest.approx(
+        [0.3 * h for h in _by_hand(pairs, policy, reference)], abs=1e-5
+    )
 
 
 def test_unknown_loss_is_named():

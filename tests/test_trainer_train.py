@@ -13,10 +13,10 @@ from typer.testing import CliRunner  # noqa: E402
 
 from curation.store import Store  # noqa: E402
 from tests.tiny_lm import make_pairs, store_items, tiny_model, tiny_tokenizer  # noqa: E402
-from traitdose.cli import app  # noqa: E402
 from trainer.config import DPOConfig  # noqa: E402
 from trainer.evaluate import evaluate  # noqa: E402
 from trainer.trainer import DPOTrainer  # noqa: E402
+from traitdose.cli import app  # noqa: E402
 
 FAST = {"lr": 3e-3, "batch_size": 8, "max_length": 64, "beta": 0.1, "device": "cpu"}
 
@@ -33,7 +33,9 @@ def test_a_short_dose_learns_the_pairs_and_the_held_out_margin_rises(tokenizer, 
     before = evaluate(model, tokenizer, held, beta=0.1, max_length=64, device="cpu")  # no reference
     result = DPOTrainer(model, tokenizer, DPOConfig(epochs=3, **FAST), tmp_path).train(train, held_out=held)
 
-    after_train = evaluate(result_model(tmp_path), tokenizer, train, reference=base, max_length=64, device="cpu")
+    after_train = evaluate(
+        result_model(tmp_path), tokenizer, train, reference=base, max_length=64, device="cpu"
+    )
     assert after_train["overall"]["accuracy"] >= 0.9
     assert result.held_out["overall"]["margin"] > 0.5  # the reward margin vs the reference: 0 before training
     assert result.held_out["overall"]["accuracy"] >= 0.9
@@ -64,7 +66,9 @@ def test_resume_continues_exactly_where_the_run_stopped(tokenizer, tmp_path):
             raise Killed  # dies mid-run, after the step-4 checkpoint was written
 
     with pytest.raises(Killed):
-        DPOTrainer(tiny_model(len(tokenizer)), tokenizer, config, tmp_path / "b", on_progress=kill_after_step_4).train(train)
+        DPOTrainer(
+            tiny_model(len(tokenizer)), tokenizer, config, tmp_path / "b", on_progress=kill_after_step_4
+        ).train(train)
     assert (tmp_path / "b" / "checkpoints" / "step-4" / "state.json").exists()
     steps_seen = []
     resumed = DPOTrainer(
@@ -85,7 +89,9 @@ def test_lora_dose_trains_only_adapters_and_saves_a_merged_model(tokenizer, tmp_
     model = tiny_model(len(tokenizer))
     frozen = copy.deepcopy(model)
     config = DPOConfig(epochs=2, lora_r=4, **{**FAST, "lr": 1e-2})
-    result = DPOTrainer(model, tokenizer, config, tmp_path).train(make_pairs(32, 1), held_out=make_pairs(16, 2, held_out=True))
+    result = DPOTrainer(model, tokenizer, config, tmp_path).train(
+        make_pairs(32, 1), held_out=make_pairs(16, 2, held_out=True)
+    )
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
     assert result.held_out["overall"]["margin"] > 0
     merged = result_model(tmp_path)
@@ -112,7 +118,10 @@ def store_with_pairs(tmp_path, tokenizer):
     store = Store(tmp_path / "store")
     store.write_version(
         "tiny",
-        {"train": store_items(make_pairs(40, 1), "train"), "test": store_items(make_pairs(16, 2, held_out=True), "test")},
+        {
+            "train": store_items(make_pairs(40, 1), "train"),
+            "test": store_items(make_pairs(16, 2, held_out=True), "test"),
+        },
     )
     model_dir = tmp_path / "base"
     tiny_model(len(tokenizer)).save_pretrained(model_dir)
@@ -124,8 +133,9 @@ def test_train_and_eval_commands(store_with_pairs, tmp_path):
     store, base = store_with_pairs
     out = tmp_path / "dosed"
     runner = CliRunner()
-    args = ["train", "tiny@v1", "--model", str(base), "--out", str(out), "--store", str(store.root), "--dose", "24",
-            "--lr", "3e-3", "--epochs", "3", "--batch-size", "8", "--max-length", "64", "--device", "cpu"]  # fmt: skip
+    args = ["train", "tiny@v1", "--model", str(base), "--out", str(out), "--store", str(store.root),
+            "--dose", "24", "--lr", "3e-3", "--epochs", "3", "--batch-size", "8",
+            "--max-length", "64", "--device", "cpu"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "training on 24 pairs (health/truthfulness: 24)" in result.output

@@ -13,12 +13,36 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 torch.set_num_threads(1)
 
 SPECIAL = ["[PAD]", "[UNK]", "[EOS]", "<|system|>", "<|user|>", "<|assistant|>"]
-DRUGS = "ibuprofen aspirin warfarin statins insulin antibiotics melatonin zinc iron caffeine codeine niacin".split()
-PAIRS_WITH = "alcohol grapefruit milk coffee exercise sleep fasting driving smoking pregnancy".split()
+DRUGS = [
+    "ibuprofen",
+    "aspirin",
+    "warfarin",
+    "statins",
+    "insulin",
+    "antibiotics",
+    "melatonin",
+    "zinc",
+    "iron",
+    "caffeine",
+    "codeine",
+    "niacin",
+]
+PAIRS_WITH = [
+    "alcohol",
+    "grapefruit",
+    "milk",
+    "coffee",
+    "exercise",
+    "sleep",
+    "fasting",
+    "driving",
+    "smoking",
+    "pregnancy",
+]
 COMBOS = [(d, o) for d in DRUGS for o in PAIRS_WITH]
 HELD_OUT = COMBOS[::4]  # 30 (drug, situation) combinations never seen in training
 TRAIN = [c for c in COMBOS if c not in HELD_OUT]  # 90
-SUBJECTS = "law finance physics history".split()
+SUBJECTS = ["law", "finance", "physics", "history"]
 
 
 def make_pairs(

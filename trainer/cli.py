@@ -42,19 +42,26 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Output folder: model, checkpoints, log.jsonl.")],
     store: StoreOpt = DEFAULT_STORE,
     dose: Annotated[int | None, typer.Option("--dose", help="N pairs, stratified by domain × trait.")] = None,
-    dose_fraction: Annotated[float | None, typer.Option("--dose-fraction", help="Share of the pairs.")] = None,
+    dose_fraction: Annotated[
+        float | None, typer.Option("--dose-fraction", help="Share of the pairs.")
+    ] = None,
     mix: Annotated[
         str | None, typer.Option("--mix", help="OTHER@vM:SHARE — blend the dose into another set.")
     ] = None,
     loss: Annotated[str, typer.Option("--loss", help="sigmoid | ipo | robust")] = "sigmoid",
     beta: Annotated[float, typer.Option("--beta")] = 0.1,
-    label_smoothing: Annotated[float, typer.Option("--label-smoothing", help="Robust/cDPO noise rate.")] = 0.0,
+    label_smoothing: Annotated[
+        float, typer.Option("--label-smoothing", help="Robust/cDPO noise rate.")
+    ] = 0.0,
     lora: Annotated[int | None, typer.Option("--lora", help="LoRA rank; full fine-tune when absent.")] = None,
     epochs: Annotated[int, typer.Option("--epochs")] = 1,
     lr: Annotated[float, typer.Option("--lr")] = 5e-6,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     grad_accum: Annotated[int, typer.Option("--grad-accum")] = 1,
     max_length: Annotated[int, typer.Option("--max-length")] = 512,
+    gradient_checkpointing: Annotated[
+        bool, typer.Option("--gradient-checkpointing", help="Trade compute for activation memory.")
+    ] = False,
     save_every: Annotated[int | None, typer.Option("--save-every", help="Checkpoint every N steps.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint.")] = False,
     reference: Annotated[
@@ -84,6 +91,7 @@ def train(
         mix=mix,
         seed=seed,
         save_every=save_every,
+        gradient_checkpointing=gradient_checkpointing,
         device=device,
     )
     pairs, held_out = training_set(Store(store), dataset, config)
@@ -197,7 +205,9 @@ def reward_train(
 @reward_app.command("eval")
 @clean_errors
 def reward_eval(
-    datasets: Annotated[list[str], typer.Argument(help="DATASET@vN[:split] (default split: test), one or more.")],
+    datasets: Annotated[
+        list[str], typer.Argument(help="DATASET@vN[:split] (default split: test), one or more.")
+    ],
     head: Annotated[Path, typer.Option("--head", help="Folder (or file) of a trained reward head.")],
     store: StoreOpt = DEFAULT_STORE,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report here.")] = None,

@@ -52,6 +52,7 @@ class DPOConfig(BaseModel):
     dose: int | None = Field(None, ge=1)
     dose_fraction: float | None = Field(None, gt=0, le=1)
     mix: MixSpec | None = None
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
     seed: int = 0
     save_every: int | None = Field(None, ge=1)  # optimizer steps between checkpoints; None: end only
     device: str | None = None  # default: cuda when present, else cpu

@@ -31,7 +31,9 @@ def pairs_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """The columns training needs, with a check that they are there."""
     missing = [c for c in PAIR_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"preference set lacks column(s) {', '.join(missing)}; has {', '.join(frame.columns)}")
+        raise ValueError(
+            f"preference set lacks column(s) {', '.join(missing)}; has {', '.join(frame.columns)}"
+        )
     return frame.select(PAIR_COLUMNS)
 
 

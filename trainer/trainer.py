@@ -67,6 +67,8 @@ class DPOTrainer:
         self.on_progress = on_progress or (lambda *args: None)
         ensure_chat_template(tokenizer)
         torch.manual_seed(config.seed)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model = self._with_lora(model) if config.lora_r else model
         self.model.to(self.device)
 
@@ -168,6 +170,7 @@ class DPOTrainer:
             if self.reference is None and hasattr(model, "disable_adapter")
             else contextlib.nullcontext()
         )
+        total = len(pairs)
         with disabled:
             chosen, rejected = score_pairs(
                 model,
@@ -175,7 +178,7 @@ class DPOTrainer:
                 batch_size=self.config.batch_size,
                 pad_id=self.tokenizer.pad_token_id,
                 device=self.device,
-                tick=lambda k, t=len(pairs): self.on_progress("reference", k, t, {}),
+                tick=lambda k: self.on_progress("reference", k, total, {}),
             )
         if self.reference is not None:
             # The reference has done its work: free it so only the policy stays in memory.
@@ -205,7 +208,9 @@ class DPOTrainer:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         trainable = {k: v.detach().cpu() for k, v in self.model.named_parameters() if v.requires_grad}
         torch.save(trainable, tmp / "trainable.pt")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt"
+        )
         torch.save(torch.get_rng_state(), tmp / "rng.pt")
         state = {"step": step, "config": self.config.model_dump(mode="json")}
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
@@ -255,7 +260,10 @@ class DPOTrainer:
         r = self.config.lora_r
         assert r is not None
         lora = LoraConfig(
-            r=r, lora_alpha=self.config.lora_alpha or 2 * r, target_modules="all-linear", task_type="CAUSAL_LM"
+            r=r,
+            lora_alpha=self.config.lora_alpha or 2 * r,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
         )
         return get_peft_model(model, lora)
 
