@@ -111,3 +111,25 @@ def test_long_prompts_keep_their_end_and_fit_max_length():
     assert len(pair.prompt_ids) == 20
     assert tokenizer.decode(pair.prompt_ids).endswith("<|assistant|>")
     assert len(pair.prompt_ids) + max(len(pair.chosen_ids), len(pair.rejected_ids)) <= 40
+
+
+def test_training_set_reads_the_store_then_doses_then_mixes(tmp_path):
+    from curation.store import Store
+    from tests.tiny_lm import store_items
+
+    store = Store(tmp_path)
+    store.write_version(
+        "meds",
+        {
+            "train": store_items(make_pairs(40, 1), "train"),
+            "test": store_items(make_pairs(8, 2, held_out=True), "test"),
+        },
+    )
+    store.write_version("chat", {"train": store_items(make_pairs(90, 3, "chat", "helpfulness"), "train")})
+    from trainer.data import training_set
+
+    pairs, held = training_set(store, "meds@v1", DPOConfig(dose=10, mix="chat@v1:0.1"))
+    assert pairs.height == 100 and (pairs["domain"] == "health").sum() == 10
+    assert held is not None and held.height == 8
+    with pytest.raises(LookupError, match="no dataset 'nope'"):
+        training_set(store, "meds@v1", DPOConfig(mix="nope@v1:0.1"))

@@ -164,3 +164,16 @@ def test_train_errors_are_one_line(store_with_pairs, tmp_path):
     result = runner.invoke(app, ["train", "tiny@v1", *common[2:], "--model", str(tmp_path / "nowhere")])
     assert result.exit_code == 1 and "cannot load model" in result.output
     assert "Traceback" not in result.output
+
+
+def test_gradient_checkpointing_changes_memory_not_results(tokenizer, tmp_path):
+    train = make_pairs(16, seed=1)
+    results = {}
+    for on in (False, True):
+        config = DPOConfig(epochs=1, gradient_checkpointing=on, **FAST)
+        results[on] = DPOTrainer(tiny_model(len(tokenizer)), tokenizer, config, tmp_path / str(on)).train(
+            train
+        )
+    assert [m["loss"] for m in results[True].history] == pytest.approx(
+        [m["loss"] for m in results[False].history], abs=1e-5
+    )
