@@ -221,7 +221,9 @@ def reward_eval(
     s = Store(store)
     table = Table(title=f"reward head {head} (trained on {model.meta.get('trained_on', '?')})")
     for column in ("dataset", "pairs", "head accuracy", "head margin", "zero-shot cosine"):
-        table.add_column(column, justify="right" if column != "dataset" else "left")
+        table.add_column(
+            column, justify="right" if column != "dataset" else "left", no_wrap=column == "dataset"
+        )
     reports = {}
     for ref in datasets:
         frame = read_pairs(s, ref, default_split="test")

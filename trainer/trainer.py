@@ -68,7 +68,7 @@ class DPOTrainer:
         ensure_chat_template(tokenizer)
         torch.manual_seed(config.seed)
         if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            _enable_checkpointing(model)
         self.model = self._with_lora(model) if config.lora_r else model
         self.model.to(self.device)
 
@@ -270,6 +270,15 @@ class DPOTrainer:
     def _log(self, metrics: dict[str, float]) -> None:
         with (self.out_dir / LOG).open("a") as fh:
             fh.write(json.dumps(metrics) + "\n")
+
+
+def _enable_checkpointing(model: Any) -> None:
+    """Activation checkpointing under its transformers 5 name, or the older one."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def _warmup_linear(total: int, warmup_ratio: float) -> Callable[[int], float]:
