@@ -83,6 +83,9 @@ def test_resume_continues_exactly_where_the_run_stopped(tokenizer, tmp_path):
     for name, tensor in a.items():
         torch.testing.assert_close(b[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
     assert len(list((tmp_path / "b" / "checkpoints").iterdir())) <= 2  # old checkpoints pruned
+    changed = DPOConfig(epochs=2, grad_accum=4, save_every=2, **{**FAST, "batch_size": 3})
+    with pytest.raises(ValueError, match="cannot resume with --grad-accum 4 \\(the run used 2\\)"):
+        DPOTrainer(tiny_model(len(tokenizer)), tokenizer, changed, tmp_path / "b").train(train, resume=True)
 
 
 def test_lora_dose_trains_only_adapters_and_saves_a_merged_model(tokenizer, tmp_path):

@@ -37,6 +37,8 @@ OnProgress = Callable[[str, int, int, dict[str, float]], None]
 CHECKPOINTS = "checkpoints"
 LOG = "log.jsonl"
 REFERENCE = "reference_logps.pt"
+# Settings that decide which pairs each step sees: a resumed run must keep them.
+_RESUME_MUST_MATCH = ("batch_size", "grad_accum", "epochs", "seed", "dose", "dose_fraction", "mix")
 
 
 @dataclass
@@ -227,6 +229,14 @@ class DPOTrainer:
         if not found:
             return 0
         latest = found[-1]
+        state = json.loads((latest / "state.json").read_text())
+        now = self.config.model_dump(mode="json")
+        for key in _RESUME_MUST_MATCH:
+            if state["config"].get(key) != now[key]:
+                raise ValueError(
+                    f"{latest}: cannot resume with --{key.replace('_', '-')} {now[key]} "
+                    f"(the run used {state['config'].get(key)}): the data order would not line up"
+                )
         trainable = torch.load(latest / "trainable.pt")
         missing = set(trainable) - {k for k, _ in self.model.named_parameters()}
         if missing:
@@ -236,7 +246,7 @@ class DPOTrainer:
         optimizer.load_state_dict(optim["optimizer"])
         scheduler.load_state_dict(optim["scheduler"])
         torch.set_rng_state(torch.load(latest / "rng.pt"))
-        return json.loads((latest / "state.json").read_text())["step"]
+        return state["step"]
 
     def _save_final(self, held_out: dict[str, Any] | None) -> None:
         model = self.model
