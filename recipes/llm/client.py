@@ -1,0 +1,294 @@
+"""One client for every LLM step of a run: cache, concurrency, limits, retries, usage.
+
+Steps hand :meth:`LLMClient.map` one coroutine per item; it runs them on one event loop
+with at most ``max_concurrency`` requests in flight and returns one result per item, in
+order: the value, or an :class:`LLMError` naming why that item failed. A bad key, an
+unknown model or a dead endpoint raises :class:`LLMFatalError` instead, at once, leaving
+every completed call in the cache for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import openai
+from tenacity import RetryCallState
+
+from recipes.llm.cache import Cached, LLMCache, cache_key
+from recipes.llm.limits import RateLimits, estimate_tokens
+from recipes.llm.parse import ParseError, Shape, json_schema, parse_reply, schema_instructions
+from recipes.llm.retries import error_kind, is_fatal, retrying
+from recipes.spec import LLMConfig
+
+T = TypeVar("T")
+S = TypeVar("S", bound=Shape)
+Messages = list[dict[str, str]]
+
+
+class LLMError(Exception):
+    """One item's call failed for good; ``kind`` becomes its ``error:<kind>`` drop reason."""
+
+    def __init__(self, kind: str, detail: str = ""):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+class LLMFatalError(ValueError):
+    """No item can succeed (bad key, unknown model, unreachable endpoint): stop the run."""
+
+
+@dataclass
+class Usage:
+    calls: int = 0  # requests answered (retries of one call count once each time they are answered)
+    cache_hits: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    bad_outputs: int = 0  # replies that failed to parse and were asked again
+    errors: Counter[str] = field(default_factory=Counter)  # items failed, by kind
+
+    def as_dict(self, cost: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "retries": self.retries,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "bad_outputs": self.bad_outputs,
+            "errors": dict(sorted(self.errors.items())),
+        }
+        if cost is not None:
+            out["cost_usd"] = round(
+                self.prompt_tokens * cost.prompt_per_million / 1e6
+                + self.completion_tokens * cost.completion_per_million / 1e6,
+                6,
+            )
+        return out
+
+
+def api_key(config: LLMConfig) -> str:
+    """The key from ``api_key_env``; a missing variable is a clear error before any work."""
+    if config.api_key_env is None:
+        return "not-needed"  # local servers (vLLM, Ollama, llama.cpp) ignore it, the SDK wants one
+    key = os.environ.get(config.api_key_env)
+    if not key:
+        raise LLMFatalError(
+            f"llm.api_key_env: environment variable {config.api_key_env} is not set; export the API key "
+            f"there (or set llm.api_key_env: null for a local server that needs none)"
+        )
+    return key
+
+
+class LLMClient:
+    def __init__(self, config: LLMConfig, cache_path: str | Path):
+        self.config = config
+        self.key = api_key(config)
+        self.cache = LLMCache(cache_path)
+        self.usage = Usage()
+        self.use_schema = config.structured_output != "prompt"  # flips off once in "auto" mode
+        self._reached = False  # has the endpoint answered at all in this run?
+        self._api: openai.AsyncOpenAI | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return self.config.base_url or "https://api.openai.com/v1"
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "model": self.config.model,
+            "base_url": self.endpoint,
+            "structured_output": "json_schema" if self.use_schema else "prompt",
+            "usage": self.usage.as_dict(self.config.cost),
+        }
+
+    # ---- running many items ------------------------------------------------------------
+    def map(
+        self,
+        fn: Callable[[T], Awaitable[Any]],
+        items: Sequence[T],
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[Any]:
+        """``fn(item)`` for every item, concurrently; results (or LLMError) in item order."""
+        return asyncio.run(self._map(fn, items, on_done or (lambda n: None)))
+
+    async def _map(self, fn: Callable[[T], Awaitable[Any]], items: Sequence[T], on_done: Callable) -> list:
+        results: list[Any] = [None] * len(items)
+        self._slots = asyncio.Semaphore(self.config.max_concurrency)
+        self._limits = RateLimits(self.config.requests_per_minute, self.config.tokens_per_minute)
+        workers = asyncio.Semaphore(self.config.max_concurrency)
+
+        async def one(index: int, item: T) -> None:
+            async with workers:
+                try:
+                    results[index] = await fn(item)
+                except LLMError as exc:
+                    self.usage.errors[exc.kind] += 1
+                    results[index] = exc
+            on_done(1)
+
+        self._api = openai.AsyncOpenAI(
+            base_url=self.config.base_url, api_key=self.key, max_retries=0, timeout=self.config.timeout
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, item in enumerate(items):
+                    group.create_task(one(index, item))
+        except ExceptionGroup as eg:
+            fatal = [e for e in eg.exceptions if isinstance(e, LLMFatalError)]
+            raise (fatal or eg.exceptions)[0] from None
+        finally:
+            await self._api.close()
+            self._api = None
+        return results
+
+    # ---- one call --------------------------------------------------------------------
+    async def text(
+        self,
+        messages: Messages,
+        *,
+        seed: int,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        model: str | None = None,
+    ) -> str:
+        """A plain-text completion."""
+        return await self._complete(
+            messages, seed=seed, temperature=temperature, max_tokens=max_tokens, model=model
+        )
+
+    async def structured(
+        self,
+        messages: Messages,
+        shape: type[S],
+        *,
+        seed: int,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        model: str | None = None,
+    ) -> S:
+        """A JSON object of ``shape``; invalid output is asked again ``parse_retries`` times."""
+        problem = ""
+        for attempt in range(self.config.parse_retries + 1):
+            # A new seed per attempt: the re-ask is a new sample, cached under its own key.
+            options = dict(seed=seed + attempt, temperature=temperature, max_tokens=max_tokens, model=model)
+            text = await self._structured_text(messages, shape, options)
+            try:
+                return parse_reply(text, shape)
+            except ParseError as exc:
+                problem = str(exc)
+                self.usage.bad_outputs += 1
+        raise LLMError("bad_output", problem)
+
+    async def _structured_text(self, messages: Messages, shape: type[Shape], options: dict) -> str:
+        if self.use_schema:
+            try:
+                return await self._complete(messages, response_format=json_schema(shape), **options)
+            except LLMError as exc:
+                if not (exc.kind == "http_400" and self.config.structured_output == "auto"):
+                    raise
+                self.use_schema = False  # this server has no response_format: ask in the prompt
+        fallback = [
+            *messages[:-1],
+            {**messages[-1], "content": f"{messages[-1]['content']}\n\n{schema_instructions(shape)}"},
+        ]
+        return await self._complete(fallback, **options)
+
+    async def _complete(
+        self,
+        messages: Messages,
+        *,
+        seed: int,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        model: str | None = None,
+        response_format: dict | None = None,
+    ) -> str:
+        request: dict[str, Any] = {
+            "model": model or self.config.model,
+            "messages": messages,
+            "temperature": self.config.temperature if temperature is None else temperature,
+            "max_tokens": max_tokens or self.config.max_tokens,
+            "seed": seed,
+        }
+        if response_format is not None:
+            request["response_format"] = response_format
+        key = cache_key(
+            request["model"], messages, {k: v for k, v in request.items() if k not in ("model", "messages")}
+        )
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.usage.cache_hits += 1
+            return hit.text
+        async with self._slots:
+            await self._limits.acquire(estimate_tokens(messages, request["max_tokens"]))
+            response = await self._send(request)
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "") if choice else ""
+        if not text.strip():
+            raise LLMError("empty_response", f"finish_reason={choice.finish_reason if choice else None}")
+        usage = response.usage
+        result = Cached(text, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+        self.cache.put(key, request["model"], result)
+        self.usage.prompt_tokens += result.prompt_tokens
+        self.usage.completion_tokens += result.completion_tokens
+        return text
+
+    async def _send(self, request: dict[str, Any]) -> Any:
+        assert self._api is not None, "LLMClient calls run inside LLMClient.map"
+        try:
+            async for attempt in retrying(
+                max_retries=self.config.max_retries,
+                backoff=self.config.backoff,
+                max_backoff=self.config.max_backoff,
+                give_up_early=self._endpoint_dead,
+                on_retry=self._count_retry,
+            ):
+                with attempt:
+                    response = await self._api.chat.completions.create(**request)
+            self._reached = True
+            self.usage.calls += 1
+            return response
+        except openai.APIError as exc:
+            raise self._classify(exc) from exc
+
+    def _endpoint_dead(self, exc: BaseException) -> bool:
+        """Refused connections before any answer: the server is down; don't spend the budget."""
+        return (
+            isinstance(exc, openai.APIConnectionError)
+            and not isinstance(exc, openai.APITimeoutError)
+            and not self._reached
+        )
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.usage.retries += 1
+        if state.outcome is not None and not state.outcome.failed:
+            return
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, openai.APIStatusError):
+            self._reached = True  # an HTTP error is still an answer: the server is up
+
+    def _classify(self, exc: openai.APIError) -> Exception:
+        done = len(self.cache)
+        resume = f"{done} completed call{'s' * (done != 1)} are cached in {self.cache.path}; rerun to resume"
+        if is_fatal(exc):
+            assert isinstance(exc, openai.APIStatusError)
+            what = {401: "authentication failed: check the API key", 403: "access denied", 404: "not found"}
+            hint = f" (is model {self.config.model!r} served there?)" if exc.status_code == 404 else ""
+            return LLMFatalError(
+                f"llm: {self.endpoint}: {what[exc.status_code]} (HTTP {exc.status_code}){hint}; {resume}"
+            )
+        if self._endpoint_dead(exc):
+            return LLMFatalError(
+                f"llm: cannot reach {self.endpoint} ({exc}); is the server running? {resume}"
+            )
+        return LLMError(error_kind(exc), str(exc)[:200])
