@@ -44,6 +44,15 @@ class LLMCache:
             "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, text TEXT NOT NULL,"
             " prompt_tokens INTEGER, completion_tokens INTEGER, created REAL)"
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value TEXT)")
+
+    def flag(self, name: str) -> str | None:
+        """A remembered fact about an endpoint (e.g. that it has no ``response_format``)."""
+        row = self._db.execute("SELECT value FROM flags WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_flag(self, name: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO flags (name, value) VALUES (?, ?)", (name, value))
 
     def get(self, key: str) -> Cached | None:
         row = self._db.execute(

@@ -92,9 +92,15 @@ class LLMClient:
         self.key = api_key(config)
         self.cache = LLMCache(cache_path)
         self.usage = Usage()
-        self.use_schema = config.structured_output != "prompt"  # flips off once in "auto" mode
+        # "auto" asks with response_format until the endpoint refuses it once; the cache
+        # remembers, so a rerun never spends a call rediscovering it.
+        self.use_schema = config.structured_output != "prompt" and not self.cache.flag(self._no_schema_flag)
         self._reached = False  # has the endpoint answered at all in this run?
         self._api: openai.AsyncOpenAI | None = None
+
+    @property
+    def _no_schema_flag(self) -> str:
+        return f"no_response_format:{self.endpoint}:{self.config.model}"
 
     @property
     def endpoint(self) -> str:
@@ -197,6 +203,7 @@ class LLMClient:
                 if not (exc.kind == "http_400" and self.config.structured_output == "auto"):
                     raise
                 self.use_schema = False  # this server has no response_format: ask in the prompt
+                self.cache.set_flag(self._no_schema_flag, "1")
         fallback = [
             *messages[:-1],
             {**messages[-1], "content": f"{messages[-1]['content']}\n\n{schema_instructions(shape)}"},
@@ -282,11 +289,13 @@ class LLMClient:
         resume = f"{done} completed call{'s' * (done != 1)} are cached in {self.cache.path}; rerun to resume"
         if is_fatal(exc):
             assert isinstance(exc, openai.APIStatusError)
-            what = {401: "authentication failed: check the API key", 403: "access denied", 404: "not found"}
-            hint = f" (is model {self.config.model!r} served there?)" if exc.status_code == 404 else ""
-            return LLMFatalError(
-                f"llm: {self.endpoint}: {what[exc.status_code]} (HTTP {exc.status_code}){hint}; {resume}"
-            )
+            key = f"${self.config.api_key_env}" if self.config.api_key_env else "the key (llm.api_key_env)"
+            hint = {
+                401: f"authentication failed (HTTP 401): check {key}",
+                403: f"access denied (HTTP 403): check {key} and its permissions",
+                404: f"not found (HTTP 404): is model {self.config.model!r} served there?",
+            }[exc.status_code]
+            return LLMFatalError(f"llm: {self.endpoint}: {hint}; {resume}")
         if self._endpoint_dead(exc):
             return LLMFatalError(
                 f"llm: cannot reach {self.endpoint} ({exc}); is the server running? {resume}"

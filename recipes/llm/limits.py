@@ -17,8 +17,10 @@ class RateLimits:
     """
 
     def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None):
-        self._requests = AsyncLimiter(requests_per_minute, 60) if requests_per_minute else None
-        self._tokens = AsyncLimiter(tokens_per_minute, 60) if tokens_per_minute else None
+        # Short buckets (a 60 s bucket would let a whole minute's budget out in the first
+        # second): requests drip at rpm/60 a second; tokens may burst one 10 s share.
+        self._requests = _bucket(requests_per_minute, window=1.0) if requests_per_minute else None
+        self._tokens = _bucket(tokens_per_minute, window=10.0) if tokens_per_minute else None
 
     async def acquire(self, tokens: int) -> None:
         if self._requests is not None:
@@ -26,3 +28,9 @@ class RateLimits:
         if self._tokens is not None:
             # A request larger than a minute's budget still goes, alone, once the bucket is empty.
             await self._tokens.acquire(min(tokens, self._tokens.max_rate))
+
+
+def _bucket(per_minute: float, window: float) -> AsyncLimiter:
+    """``per_minute`` as a bucket refilled over ``window`` seconds (longer when under 1 per window)."""
+    window = max(window, 60 / per_minute)
+    return AsyncLimiter(per_minute * window / 60, window)

@@ -95,7 +95,7 @@ def retrying(
 
     return AsyncRetrying(
         stop=stop,
-        wait=wait_retry_after(wait_exponential_jitter(initial=backoff, max=max_backoff, jitter=backoff)),
+        wait=wait_retry_after(wait_exponential_jitter(multiplier=backoff, max=max_backoff, jitter=backoff)),
         retry=retry_if_exception(is_retryable),
         before_sleep=on_retry,
         reraise=True,
