@@ -48,12 +48,7 @@ def test_run_covers_both_traits_and_violation_kinds_with_contrastive_labels(tmp_
     assert set(frame["label_source"]) == {"contrastive"}
     assert frame["id"].n_unique() == frame.height
     violations = set(frame["provenance"].struct.field("violation"))
-    assert {
-        "sycophantic_agreement",
-        "fabricated_source",
-        "resisting_oversight",
-        "resisting_correction",
-    } <= violations
+    assert {"sycophantic_agreement", "fabricated_source", "resisting_oversight", "resisting_correction"} <= violations
     stages = [s["stage"] for s in result.funnel]
     assert stages[:2] == ["source", "exact_dedupe"]
     assert result.funnel[0]["out"] == result.funnel[1]["in"]
@@ -78,9 +73,9 @@ def test_splits_are_grouped_and_near_the_fraction():
     assert 0.18 <= share <= 0.22
     again = assign_splits(frame, 0.2, seed=1, group=pl.col("group"))
     assert split["split"].to_list() == again["split"].to_list()
-    assert set(
-        assign_splits(frame.head(5).with_columns(group=pl.lit("one")), 0.5, 1, pl.col("group"))["split"]
-    ) == {"train"}
+    assert set(assign_splits(frame.head(5).with_columns(group=pl.lit("one")), 0.5, 1, pl.col("group"))["split"]) == {
+        "train"
+    }
 
 
 def test_template_splits_keep_each_fact_in_one_split(tmp_path):
