@@ -141,3 +141,18 @@ def test_unknown_mapped_column_names_file_and_field(tmp_path):
     )
     with pytest.raises(ValueError, match=r"qa.csv: source.question: no column 'Question'; columns: Q, C, I"):
         read(load_recipe(write_recipe(tmp_path, text)))
+
+
+def test_hf_source_loads_through_datasets(tmp_path):
+    folder = tmp_path / "hub_like"
+    (folder / "data").mkdir(parents=True)
+    pl.DataFrame(
+        {"question": ["Is the sky green?", "Do fish fly?"], "good": ["No; it is blue", "Most don't"], "bad": ["Yes", "Yes"]}
+    ).write_parquet(folder / "data" / "train-00000-of-00001.parquet")
+    text = (
+        f"name: hfqa\ndomain: science\ntrait: truthfulness\nsource:\n  kind: answer_key\n  path: hf:{folder}\n"
+        "  question: question\n  correct: good\n  incorrect: bad\n"
+    )
+    out = read(load_recipe(write_recipe(tmp_path, text)))
+    assert out.rows_read == 2
+    assert [r["chosen"][0]["content"] for r in out.rows] == ["No", "it is blue", "Most don't"]
