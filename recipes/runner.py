@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -20,7 +20,6 @@ from curation.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
 from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, run_stages
 from curation.store import Store, Version
-from recipes.llm.client import LLMClient
 from recipes.llm.generate import generate_with_llm
 from recipes.llm.stages import client_for, llm_stages
 from recipes.sources.ab_eval import read_ab_eval
@@ -28,6 +27,9 @@ from recipes.sources.answer_key import read_answer_key
 from recipes.sources.items import SourceOutput
 from recipes.sources.templates import generate_from_bank
 from recipes.spec import ABEvalSource, AnswerKeySource, LLMGenerate, Recipe, RecipeError
+
+if TYPE_CHECKING:
+    from recipes.llm.client import LLMClient
 
 Progress = Callable[[str, int], None]  # (stage description, items just processed)
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +19,7 @@ import openai
 from tenacity import RetryCallState
 
 from recipes.llm.cache import Cached, LLMCache, cache_key
+from recipes.llm.errors import LLMError, LLMFatalError, Usage
 from recipes.llm.limits import RateLimits, estimate_tokens
 from recipes.llm.parse import ParseError, Shape, json_schema, parse_reply, schema_instructions
 from recipes.llm.retries import error_kind, is_fatal, retrying
@@ -29,48 +28,6 @@ from recipes.spec import LLMConfig
 T = TypeVar("T")
 S = TypeVar("S", bound=Shape)
 Messages = list[dict[str, str]]
-
-
-class LLMError(Exception):
-    """One item's call failed for good; ``kind`` becomes its ``error:<kind>`` drop reason."""
-
-    def __init__(self, kind: str, detail: str = ""):
-        super().__init__(f"{kind}: {detail}" if detail else kind)
-        self.kind = kind
-        self.detail = detail
-
-
-class LLMFatalError(ValueError):
-    """No item can succeed (bad key, unknown model, unreachable endpoint): stop the run."""
-
-
-@dataclass
-class Usage:
-    calls: int = 0  # requests answered (retries of one call count once each time they are answered)
-    cache_hits: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    bad_outputs: int = 0  # replies that failed to parse and were asked again
-    errors: Counter[str] = field(default_factory=Counter)  # items failed, by kind
-
-    def as_dict(self, cost: Any = None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "calls": self.calls,
-            "cache_hits": self.cache_hits,
-            "retries": self.retries,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "bad_outputs": self.bad_outputs,
-            "errors": dict(sorted(self.errors.items())),
-        }
-        if cost is not None:
-            out["cost_usd"] = round(
-                self.prompt_tokens * cost.prompt_per_million / 1e6
-                + self.completion_tokens * cost.completion_per_million / 1e6,
-                6,
-            )
-        return out
 
 
 def api_key(config: LLMConfig) -> str:

@@ -11,17 +11,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
 from curation.schema import item_id
 from curation.traits import VIOLATIONS
 from recipes.llm import prompts
-from recipes.llm.client import LLMClient, LLMError
+from recipes.llm.errors import LLMError
 from recipes.llm.parse import Scenario, ScenarioBatch
 from recipes.sources.items import SourceOutput
 from recipes.spec import LLMGenerate
+
+if TYPE_CHECKING:  # the openai SDK is imported only when a recipe uses an LLM
+    from recipes.llm.client import LLMClient
 
 
 @dataclass(frozen=True)

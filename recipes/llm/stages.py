@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from curation.stage import StageResult, detail, drop_rows
 from curation.traits import TRAITS
 from recipes.llm import prompts
-from recipes.llm.client import LLMClient, LLMError, LLMFatalError
+from recipes.llm.errors import LLMError, LLMFatalError
 from recipes.llm.generate import stable_seed
 from recipes.llm.parse import RubricOut, Verdict
 from recipes.spec import JudgeSpec, Recipe, RespondSpec, RubricSpec
@@ -25,11 +25,16 @@ from recipes.spec import JudgeSpec, Recipe, RespondSpec, RubricSpec
 Tick = Callable[[str, int], None]
 Row = dict[str, Any]
 
+if TYPE_CHECKING:  # the openai SDK is imported only when a recipe uses an LLM
+    from recipes.llm.client import LLMClient
+
 
 def client_for(recipe: Recipe, store_root: Path) -> LLMClient | None:
     """The run's client, when any step uses an LLM; the cache lives in the store by default."""
     if recipe.llm is None:
         return None
+    from recipes.llm.client import LLMClient
+
     cache = Path(recipe.llm.cache) if recipe.llm.cache else store_root / ".cache" / "llm.sqlite"
     return LLMClient(recipe.llm, cache)
 
