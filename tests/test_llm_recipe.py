@@ -224,3 +224,21 @@ def test_run_killed_mid_way_resumes_without_repeating_completed_calls(tmp_path):
             Store(tmp_path / "clean"),
         ).version
     assert resumed.frame()["id"].sort().to_list() == clean.frame()["id"].sort().to_list()
+
+
+def test_the_worked_example_runs_against_an_openai_compatible_server(fake, tmp_path):
+    recipe = load_recipe(ROOT / "examples" / "llm-health.yaml")
+    assert recipe.llm is not None
+    local = recipe.llm.model_copy(
+        update={
+            "base_url": fake.url,
+            "cache": str(tmp_path / "cache.sqlite"),
+            "requests_per_minute": None,  # the example's limits pace a real server; not needed here
+            "tokens_per_minute": None,
+        }
+    )
+    result = run_recipe(recipe.model_copy(update={"llm": local}), Store(tmp_path / "s"), limit=6)
+    frame = result.version.frame()
+    assert frame.height + result.version.side("routed").num_rows == 6
+    assert all(row["rubric"] and len(row["judge"]["votes"]) == 3 for row in frame.iter_rows(named=True))
+    assert (tmp_path / "cache.sqlite").exists() and result.version.manifest["llm"]["usage"]["cost_usd"] == 0
