@@ -242,3 +242,12 @@ def test_the_worked_example_runs_against_an_openai_compatible_server(fake, tmp_p
     assert frame.height + result.version.side("routed").num_rows == 6
     assert all(row["rubric"] and len(row["judge"]["votes"]) == 3 for row in frame.iter_rows(named=True))
     assert (tmp_path / "cache.sqlite").exists() and result.version.manifest["llm"]["usage"]["cost_usd"] == 0
+
+
+def test_cli_run_prints_the_funnel_and_llm_usage(fake, tmp_path):
+    path = write_recipe(tmp_path, llm_recipe(fake.url, topics=1, per_topic=2))
+    result = CliRunner().invoke(app, ["run", str(path), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    calls = fake.stats()["calls"]
+    assert "llm_respond" in result.output
+    assert f"llm fake-model: {calls} calls, 0 cache hits" in " ".join(result.output.split())
