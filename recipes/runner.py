@@ -116,12 +116,11 @@ def read_source(
     common = {"domain": recipe.domain, "seed": seed, "recipe_hash": recipe_hash}
     if isinstance(recipe.generate, LLMGenerate):
         assert llm is not None, "a recipe with generate: {kind: llm} has an llm: block"
-        per_trait = None if limit is None else math.ceil(limit / len(traits))
         return generate_with_llm(
             recipe.generate,
             llm,
             traits=traits,
-            per_trait=per_trait,
+            limit=limit,
             on_item=lambda n: tick("generating scenarios", n),
             **common,
         )

@@ -164,3 +164,13 @@ def test_dead_endpoint_fails_fast(tmp_path):
     with pytest.raises(LLMFatalError, match=f"cannot reach http://127.0.0.1:{port}/v1"):
         client.map(lambda seed: client.text(HELLO, seed=seed), list(range(10)))
     assert time.monotonic() - started < 3
+
+
+def test_endpoint_that_goes_down_mid_run_stops_the_run(tmp_path):
+    with FakeOpenAI() as fake:
+        client = make_client(fake, tmp_path, max_retries=2, max_concurrency=2)
+        assert client.map(lambda seed: client.text(HELLO, seed=seed), [1, 2])[0].startswith("HONEST")
+    # the server is gone now; its port refuses connections
+    with pytest.raises(LLMFatalError, match="cannot reach .*rerun to resume"):
+        client.map(lambda seed: client.text(HELLO, seed=seed), list(range(3, 40)))
+    assert len(client.cache) == 2  # what was done is kept

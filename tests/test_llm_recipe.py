@@ -251,3 +251,10 @@ def test_cli_run_prints_the_funnel_and_llm_usage(fake, tmp_path):
     calls = fake.stats()["calls"]
     assert "llm_respond" in result.output
     assert f"llm fake-model: {calls} calls, 0 cache hits" in " ".join(result.output.split())
+
+
+def test_limit_plans_exactly_that_many_scenarios_across_traits(fake, tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, llm_recipe(fake.url, topics=3, per_topic=4)))
+    result = run_recipe(recipe, Store(tmp_path / "s"), limit=5)
+    assert result.funnel[0]["in"] == result.funnel[0]["out"] == 5
+    assert Counter(result.version.frame()["trait"]) == {"truthfulness": 3, "corrigibility": 2}

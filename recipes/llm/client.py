@@ -25,6 +25,7 @@ from recipes.llm.parse import ParseError, Shape, json_schema, parse_reply, schem
 from recipes.llm.retries import error_kind, is_fatal, retrying
 from recipes.spec import LLMConfig
 
+DOWN_AFTER = 3  # calls in a row failing on connection errors that mean the endpoint went down
 T = TypeVar("T")
 S = TypeVar("S", bound=Shape)
 Messages = list[dict[str, str]]
@@ -53,6 +54,7 @@ class LLMClient:
         # remembers, so a rerun never spends a call rediscovering it.
         self.use_schema = config.structured_output != "prompt" and not self.cache.flag(self._no_schema_flag)
         self._reached = False  # has the endpoint answered at all in this run?
+        self._unreachable = 0  # calls in a row that failed for good on connection errors
         self._api: openai.AsyncOpenAI | None = None
 
     @property
@@ -220,6 +222,7 @@ class LLMClient:
                 with attempt:
                     response = await self._api.chat.completions.create(**request)
             self._reached = True
+            self._unreachable = 0
             self.usage.calls += 1
             return response
         except openai.APIError as exc:
@@ -253,8 +256,12 @@ class LLMClient:
                 404: f"not found (HTTP 404): is model {self.config.model!r} served there?",
             }[exc.status_code]
             return LLMFatalError(f"llm: {self.endpoint}: {hint}; {resume}")
-        if self._endpoint_dead(exc):
+        kind = error_kind(exc)
+        self._unreachable = self._unreachable + 1 if kind == "connection" else 0
+        # Never reached, or reached but now refusing call after call (each after its whole
+        # retry budget): the server is down, and every further item would wait out its budget.
+        if self._endpoint_dead(exc) or self._unreachable >= DOWN_AFTER:
             return LLMFatalError(
                 f"llm: cannot reach {self.endpoint} ({exc}); is the server running? {resume}"
             )
-        return LLMError(error_kind(exc), str(exc)[:200])
+        return LLMError(kind, str(exc)[:200])

@@ -55,12 +55,14 @@ def violations_for(trait: str, spec: LLMGenerate) -> list[str]:
 
 
 def plan_calls(
-    spec: LLMGenerate, *, domain: str, traits: list[str], seed: int, per_trait: int | None
+    spec: LLMGenerate, *, domain: str, traits: list[str], seed: int, limit: int | None
 ) -> list[Call]:
+    """Every call of a run; with ``limit``, exactly that many scenarios, split evenly across traits."""
+    full = len(spec.topics) * spec.scenarios_per_topic
+    quotas = [full] * len(traits) if limit is None else _split(min(limit, full * len(traits)), len(traits))
     calls: list[Call] = []
-    for trait in traits:
+    for trait, quota in zip(traits, quotas, strict=True):
         kinds = violations_for(trait, spec)
-        quota = per_trait if per_trait is not None else len(spec.topics) * spec.scenarios_per_topic
         batches = math.ceil(spec.scenarios_per_topic / spec.per_call)
         # Round-robin over topics first, so a small quota (--limit) still spans topics.
         for batch in range(batches):
@@ -75,6 +77,11 @@ def plan_calls(
     return calls
 
 
+def _split(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (i < extra) for i in range(parts)]
+
+
 def generate_with_llm(
     spec: LLMGenerate,
     client: LLMClient,
@@ -83,10 +90,10 @@ def generate_with_llm(
     traits: list[str],
     seed: int,
     recipe_hash: str,
-    per_trait: int | None = None,
+    limit: int | None = None,
     on_item: Callable[[int], None] | None = None,
 ) -> SourceOutput:
-    calls = plan_calls(spec, domain=domain, traits=traits, seed=seed, per_trait=per_trait)
+    calls = plan_calls(spec, domain=domain, traits=traits, seed=seed, limit=limit)
 
     async def ask(call: Call) -> ScenarioBatch:
         messages = prompts.scenario_messages(domain, call.trait, call.violation, call.topic, call.count)
