@@ -80,7 +80,7 @@ def test_429_is_retried_after_the_servers_retry_after(tmp_path):
 
 
 def test_500_and_timeouts_are_retried_with_backoff(tmp_path):
-    with FakeOpenAI(fail_first=[500, 408], hang=2.0) as fake:
+    with FakeOpenAI(fail_first=[500, 408], hang=0.8) as fake:
         client = make_client(fake, tmp_path, timeout=0.3)
         text = run_one(client, lambda: client.text(HELLO, seed=1))
     assert text.startswith("HONEST")

@@ -90,24 +90,25 @@ class LLMClient:
         results: list[Any] = [None] * len(items)
         self._slots = asyncio.Semaphore(self.config.max_concurrency)
         self._limits = RateLimits(self.config.requests_per_minute, self.config.tokens_per_minute)
-        workers = asyncio.Semaphore(self.config.max_concurrency)
+        queue = iter(enumerate(items))  # shared by the workers: each item is taken exactly once
 
-        async def one(index: int, item: T) -> None:
-            async with workers:
+        async def worker() -> None:
+            for index, item in queue:
                 try:
                     results[index] = await fn(item)
                 except LLMError as exc:
                     self.usage.errors[exc.kind] += 1
                     results[index] = exc
-            on_done(1)
+                on_done(1)
 
         self._api = openai.AsyncOpenAI(
             base_url=self.config.base_url, api_key=self.key, max_retries=0, timeout=self.config.timeout
         )
         try:
             async with asyncio.TaskGroup() as group:
-                for index, item in enumerate(items):
-                    group.create_task(one(index, item))
+                # A fixed pool of workers, not a task per item: memory stays flat at 100k items.
+                for _ in range(min(self.config.max_concurrency, len(items))):
+                    group.create_task(worker())
         except ExceptionGroup as eg:
             fatal = [e for e in eg.exceptions if isinstance(e, LLMFatalError)]
             raise (fatal or eg.exceptions)[0] from None
