@@ -224,7 +224,9 @@ class FakeOpenAI:
 
     def __init__(self, **settings: Any):
         self.state = FakeState(Settings(**settings))
-        config = uvicorn.Config(build_app(self.state), host="127.0.0.1", port=0, log_level="warning")
+        config = uvicorn.Config(
+            build_app(self.state), host="127.0.0.1", port=0, log_level="warning", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

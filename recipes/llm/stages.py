@@ -79,33 +79,28 @@ class LLMStage:
 
     def __call__(self, items: pl.DataFrame) -> StageResult:
         rows = items.to_dicts()
+        before = (self.client.usage.calls, self.client.usage.cache_hits)
         results = self.client.map(self.one, rows, on_done=lambda n: self.tick(self.name, n))
-        failed = [isinstance(r, LLMError) for r in results]
+        errors = [r if isinstance(r, LLMError) else None for r in results]
+        columns = {  # a failed row keeps its old values: it leaves through the dropped table
+            col: [row[col] if err else r[col] for row, r, err in zip(rows, results, errors, strict=True)]
+            for col in self.columns
+        }
         updated = items.with_columns(
-            [
-                pl.Series(
-                    col,
-                    [row[col] if bad else r[col] for row, r, bad in zip(rows, results, failed, strict=True)],
-                    dtype=items.schema[col],
-                )
-                for col in self.columns
-            ]
-        ).with_columns(
-            _reason=pl.Series(
-                [f"error:{r.kind}" if bad else None for r, bad in zip(results, failed, strict=True)],
-                dtype=pl.String,
-            ),
-            _detail=pl.Series(
-                [detail(error=r.detail) if bad else None for r, bad in zip(results, failed, strict=True)],
-                dtype=pl.String,
-            ),
+            *(pl.Series(col, values, dtype=items.schema[col]) for col, values in columns.items()),
+            _reason=pl.Series([f"error:{e.kind}" if e else None for e in errors], dtype=pl.String),
+            _detail=pl.Series([detail(error=e.detail) if e else None for e in errors], dtype=pl.String),
         )
-        result = drop_rows(
-            updated, pl.Series(failed, dtype=pl.Boolean), self.name, pl.col("_reason"), pl.col("_detail")
+        split = drop_rows(
+            updated, pl.col("_reason").is_not_null(), self.name, pl.col("_reason"), pl.col("_detail")
         )
-        result.kept = result.kept.drop("_reason", "_detail")
-        result.dropped = result.dropped.drop("_reason", "_detail")
-        return result
+        report = {
+            "calls": self.client.usage.calls - before[0],
+            "cache_hits": self.client.usage.cache_hits - before[1],
+        }
+        return StageResult(
+            split.kept.drop("_reason", "_detail"), split.dropped.drop("_reason", "_detail"), report
+        )
 
 
 class Respond(LLMStage):
