@@ -329,7 +329,8 @@ def parse_recipe(text: str, path: Path) -> Recipe:
 
 def _first_error(exc: ValidationError, path: Path, root: yaml.Node | None) -> str:
     error = exc.errors()[0]
-    loc = [p for p in error["loc"] if not _is_union_tag(p)]
+    # A union's tag follows its field ("generate", "llm", ...); a top-level "llm" is the llm block.
+    loc = [p for i, p in enumerate(error["loc"]) if i == 0 or not _is_union_tag(p)]
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"

@@ -258,3 +258,14 @@ def test_limit_plans_exactly_that_many_scenarios_across_traits(fake, tmp_path):
     result = run_recipe(recipe, Store(tmp_path / "s"), limit=5)
     assert result.funnel[0]["in"] == result.funnel[0]["out"] == 5
     assert Counter(result.version.frame()["trait"]) == {"truthfulness": 3, "corrigibility": 2}
+
+
+def test_errors_inside_the_llm_block_name_its_line_and_field(tmp_path):
+    text = "name: x\ndomain: health\ntrait: truthfulness\nllm:\n  model: m\n  max_concurrency: 0\njudge: {kind: llm}\n"
+    with pytest.raises(
+        RecipeError, match=r"recipe.yaml:6: llm.max_concurrency: .*greater than or equal to 1"
+    ):
+        load_recipe(write_recipe(tmp_path, text))
+    typo = text.replace("max_concurrency: 0", "temprature: 0.5")
+    with pytest.raises(RecipeError, match=r"recipe.yaml:6: llm.temprature: unknown key 'temprature'"):
+        load_recipe(write_recipe(tmp_path, typo))
