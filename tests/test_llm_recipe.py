@@ -261,7 +261,8 @@ def test_limit_plans_exactly_that_many_scenarios_across_traits(fake, tmp_path):
 
 
 def test_errors_inside_the_llm_block_name_its_line_and_field(tmp_path):
-    text = "name: x\ndomain: health\ntrait: truthfulness\nllm:\n  model: m\n  max_concurrency: 0\njudge: {kind: llm}\n"
+    text = "name: x\ndomain: health\ntrait: truthfulness\nllm:\n  model: m\n  max_concurrency: 0\n"
+    text += "judge: {kind: llm}\n"
     with pytest.raises(
         RecipeError, match=r"recipe.yaml:6: llm.max_concurrency: .*greater than or equal to 1"
     ):
