@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from annotation.cli import app as annotation_app
 from curation.cli import app as curation_app
 from recipes.cli import app as recipes_app
 
@@ -14,6 +15,7 @@ app = typer.Typer(
 )
 for package_app in (recipes_app, curation_app):
     app.add_typer(package_app)
+app.add_typer(annotation_app, name="annotate")
 
 if __name__ == "__main__":
     app()
