@@ -174,6 +174,8 @@ def main() -> None:
     if args.worker:
         run_items(args.worker, Path(args.cache), args.items)
         return
+    # Client and server share this machine's cores: a busy machine lowers every req/s figure.
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start")
     with tempfile.TemporaryDirectory() as tmp:
         throughput(args.items, Path(tmp))
         with_429s(args.items, Path(tmp))
