@@ -110,8 +110,8 @@ def generate_with_llm(
         scenarios = result.scenarios[: call.count]
         if len(scenarios) < call.count:
             out.dropped["short_batch"] += call.count - len(scenarios)
-        for position, scenario in enumerate(scenarios):
-            row = _item(scenario, call, position, client.config.model, domain, seed, recipe_hash)
+        for scenario in scenarios:
+            row = _item(scenario, call, client.config.model, domain, seed, recipe_hash)
             if row["id"] in seen:
                 out.dropped["duplicate_scenario"] += 1
                 continue
@@ -132,7 +132,7 @@ def scenario_prompt(scenario: Scenario) -> list[dict[str, str]]:
 
 
 def _item(
-    scenario: Scenario, call: Call, position: int, model: str, domain: str, seed: int, recipe_hash: str
+    scenario: Scenario, call: Call, model: str, domain: str, seed: int, recipe_hash: str
 ) -> dict[str, Any]:
     prompt = scenario_prompt(scenario)
     return {
@@ -145,7 +145,7 @@ def _item(
         "label_source": "contrastive",
         "provenance": {
             "source": f"llm:{model}",
-            "source_row": call.index * 1000 + position,  # call number x 1000 + place in its reply
+            "source_row": None,  # no source file; the group names the call
             "generator": f"llm:{model} scenarios={prompts.SCENARIOS_ID}",
             "violation": call.violation,
             "group": f"{domain}/{call.trait}/{call.topic}/{call.batch}",
