@@ -47,6 +47,7 @@ class Settings:
     garbage_first: int = 0  # the first N answers to each distinct prompt are garbage
     judge: str = "label"  # "label": prefers the HONEST reply; "A": always A; "contrarian"
     api_key: str | None = None  # when set, other bearer tokens get 401
+    models: list[str] = field(default_factory=list)  # when set, other models get 404
     seed: int = 0
 
 
@@ -89,6 +90,8 @@ def build_app(state: FakeState) -> FastAPI:
             roll = state.rng.random()
         if s.api_key is not None and request.headers.get("authorization") != f"Bearer {s.api_key}":
             return _error(state, 401, "Incorrect API key provided", "invalid_api_key")
+        if s.models and body.get("model") not in s.models:
+            return _error(state, 404, f"The model {body.get('model')!r} does not exist", "model_not_found")
         status = planned or _injected(s, roll)
         if status == 429:
             headers = {"retry-after": s.retry_after} if s.retry_after is not None else {}

@@ -174,3 +174,11 @@ def test_endpoint_that_goes_down_mid_run_stops_the_run(tmp_path):
     with pytest.raises(LLMFatalError, match="cannot reach .*rerun to resume"):
         client.map(lambda seed: client.text(HELLO, seed=seed), list(range(3, 40)))
     assert len(client.cache) == 2  # what was done is kept
+
+
+def test_unknown_model_is_fatal_and_says_so(tmp_path):
+    with FakeOpenAI(models=["served-model"]) as fake:
+        client = make_client(fake, tmp_path, model="nope")
+        with pytest.raises(LLMFatalError, match="HTTP 404.*is model 'nope' served there"):
+            client.map(lambda seed: client.text(HELLO, seed=seed), list(range(20)))
+    assert fake.stats()["calls"] < 20

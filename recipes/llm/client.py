@@ -128,9 +128,12 @@ class LLMClient:
         model: str | None = None,
     ) -> str:
         """A plain-text completion."""
-        return await self._complete(
+        text = await self._complete(
             messages, seed=seed, temperature=temperature, max_tokens=max_tokens, model=model
         )
+        if not text.strip():
+            raise LLMError("empty_response", "the model answered with no text")
+        return text
 
     async def structured(
         self,
@@ -201,11 +204,10 @@ class LLMClient:
             response = await self._send(request)
         choice = response.choices[0] if response.choices else None
         text = (choice.message.content or "") if choice else ""
-        if not text.strip():
-            raise LLMError("empty_response", f"finish_reason={choice.finish_reason if choice else None}")
         usage = response.usage
         result = Cached(text, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
-        self.cache.put(key, request["model"], result)
+        if text.strip():  # an empty answer (a filter, a glitch) is not worth keeping: ask again next run
+            self.cache.put(key, request["model"], result)
         self.usage.prompt_tokens += result.prompt_tokens
         self.usage.completion_tokens += result.completion_tokens
         return text
@@ -239,10 +241,7 @@ class LLMClient:
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.usage.retries += 1
-        if state.outcome is not None and not state.outcome.failed:
-            return
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, openai.APIStatusError):
+        if state.outcome is not None and isinstance(state.outcome.exception(), openai.APIStatusError):
             self._reached = True  # an HTTP error is still an answer: the server is up
 
     def _classify(self, exc: openai.APIError) -> Exception:
@@ -254,7 +253,8 @@ class LLMClient:
             hint = {
                 401: f"authentication failed (HTTP 401): check {key}",
                 403: f"access denied (HTTP 403): check {key} and its permissions",
-                404: f"not found (HTTP 404): is model {self.config.model!r} served there?",
+                404: f"not found (HTTP 404): is model {self.config.model!r} served there, "
+                "and does base_url end in /v1?",
             }[exc.status_code]
             return LLMFatalError(f"llm: {self.endpoint}: {hint}; {resume}")
         kind = error_kind(exc)
