@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -182,3 +183,20 @@ def test_unknown_model_is_fatal_and_says_so(tmp_path):
         with pytest.raises(LLMFatalError, match="HTTP 404.*is model 'nope' served there"):
             client.map(lambda seed: client.text(HELLO, seed=seed), list(range(20)))
     assert fake.stats()["calls"] < 20
+
+
+def test_tokens_per_minute_limit_waits_for_the_bucket_to_refill():
+    from recipes.llm.limits import RateLimits, estimate_tokens
+
+    assert estimate_tokens([{"role": "user", "content": "x" * 400}], max_tokens=50) == 150
+
+    async def spend() -> tuple[float, float]:
+        limits = RateLimits(requests_per_minute=None, tokens_per_minute=60_000)  # 1000/s, 10 s burst
+        start = time.monotonic()
+        await limits.acquire(10_000)  # the whole burst: no wait
+        burst = time.monotonic() - start
+        await limits.acquire(500)  # half a second of refill
+        return burst, time.monotonic() - start
+
+    burst, total = asyncio.run(spend())
+    assert burst < 0.1 and 0.4 <= total < 2
