@@ -82,8 +82,10 @@ def publish(
     Re-publishing a version whose tag already holds the same data files is a no-op;
     a tag holding different data is an error (a published version never changes).
     """
+    # huggingface_hub 2.x speaks HTTP through httpx2: its HfHubHTTPError (a bad status)
+    # and connection failures both derive from httpx2.HTTPError.
+    from httpx2 import HTTPError
     from huggingface_hub import HfApi, get_token
-    from huggingface_hub.errors import HfHubHTTPError
 
     if get_token() is None:
         raise PublishError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
@@ -105,8 +107,10 @@ def publish(
             tag_message=_message(version),
             exist_ok=True,
         )
-    except HfHubHTTPError as exc:
-        raise PublishError(f"publishing {version.ref} to {repo_id} failed: {_first_line(exc)}") from exc
+    except HTTPError as exc:
+        raise PublishError(
+            f"publishing {version.ref} to {repo_id} failed ({api.endpoint}): {_reason(exc)}"
+        ) from exc
     url = f"{api.endpoint}/datasets/{repo_id}/tree/{tag}"
     return PublishResult(repo_id, tag, commit, url)
 
@@ -168,5 +172,9 @@ def _description(version: Version) -> str:
     return f"traitdose version {version.ref}, created {m.get('created')}, parent {parent}; rows {rows}."
 
 
-def _first_line(exc: Exception) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+def _reason(exc: Exception) -> str:
+    line = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (401, 403):
+        line += " (check the token: HF_TOKEN or `hf auth login`, with write access to the repo)"
+    return line

@@ -205,9 +205,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             repo_id = f"{payload['organization']}/{payload['name']}"
             if payload.get("type") != "dataset":
                 return self._send(400, {"error": "this fake Hub holds dataset repos only"})
+            url = f"{hub.url}/datasets/{repo_id}"
             if not hub.create_repo(repo_id, payload.get("visibility") == "private"):
-                return self._send(409, {"error": "You already created this dataset repo"})
-            self._send(200, {"url": f"{hub.url}/datasets/{repo_id}"})
+                return self._send(409, {"error": "You already created this dataset repo", "url": url})
+            self._send(200, {"url": url})
 
         def refs(self, repo: str) -> None:
             if (found := self._repo(repo)) is None:
