@@ -131,6 +131,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/tag/(?P<rev>[^/]+)$"), "tag"),
     ("POST", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)$"), "paths_info"),
     ("GET", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)$"), "tree"),
+    ("GET", re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)$"), "revision"),
 ]
 # Endpoints that change state or reveal a repo need the token; the LFS transfer URLs
 # are pre-signed on the real Hub, so they don't.
@@ -309,5 +310,11 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if (found := self._repo(repo)) is None or (commit := self._commit_at(found, rev)) is None:
                 return
             self._send(200, [blob.info(path) for path, blob in sorted(commit.files.items())])
+
+        def revision(self, repo: str, rev: str) -> None:
+            if (found := self._repo(repo)) is None or (commit := self._commit_at(found, rev)) is None:
+                return
+            siblings = [{"rfilename": path} for path in sorted(commit.files)]
+            self._send(200, {"id": repo, "sha": commit.oid, "private": found.private, "siblings": siblings})
 
     return Handler

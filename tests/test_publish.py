@@ -225,6 +225,25 @@ def test_a_tag_holding_other_data_is_never_overwritten(tmp_path: Path, store: Pa
         assert len(hub.repos["org/unit"].commits) == 2
 
 
+def test_an_interrupted_publish_resumes_without_a_second_commit(tmp_path: Path, store: Path) -> None:
+    with FakeHub(TOKEN) as hub:
+        first = traitdose(
+            "publish", "unit@v1", "--repo", "org/unit", "--store", str(store), hub=hub, home=tmp_path
+        )
+        assert first.returncode == 0, first.stderr
+        repo = hub.repos["org/unit"]
+        commit = repo.tags.pop("v1")  # as if the process died between the commit and the tag
+        uploads = sum(r.method == "PUT" for r in hub.requests)
+
+        resumed = traitdose(
+            "publish", "unit@v1", "--repo", "org/unit", "--store", str(store), hub=hub, home=tmp_path
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        assert repo.tags["v1"] == commit
+        assert len(repo.commits) == 2
+        assert sum(r.method == "PUT" for r in hub.requests) == uploads  # nothing uploaded twice
+
+
 def test_missing_or_rejected_token_is_a_clear_error(tmp_path: Path, store: Path) -> None:
     with FakeHub(TOKEN) as hub:
         missing = traitdose(
