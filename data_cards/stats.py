@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 _APOS = "['\u2019]"
-# Openers, matched case-insensitively at the start of the response.
+# Openers, matched at the start of the lower-cased response.
 NEGATION = (
     rf"^\W*(?:no\b|nope\b|not\b|never\b|none\b|incorrect\b|false\b|wrong\b|"
     rf"that{_APOS}?s not\b|that is not\b|this is not\b|it{_APOS}?s not\b|it is not\b|"
@@ -52,21 +52,22 @@ COLUMNS = (
 )
 
 
-def _text(column: str) -> pl.Expr:
-    """All of a response's message contents, joined."""
+def _text(column: str, single: bool) -> pl.Expr:
+    """A response's text: its one message, or all of its messages joined."""
+    if single:  # the usual case, and far cheaper than joining lists
+        return pl.col(column).list.first().struct.field("content").fill_null("")
     return pl.col(column).list.eval(pl.element().struct.field("content")).list.join("\n").fill_null("")
 
 
-def _features(side: str) -> list[pl.Expr]:
-    text = _text(side)
-    words = text.str.count_matches(r"\S+").cast(pl.Float64)
+def _features(side: str, single: bool) -> list[pl.Expr]:
+    # Lower-cased once (polars reuses the common subexpression) instead of (?i) regexes.
+    text = _text(side, single).str.to_lowercase()
+    words = (text.str.strip_chars().str.count_matches(r"\s+") + 1).cast(pl.Float64)
     return [
-        text.str.contains(f"(?i){NEGATION}").alias(f"{side}_neg"),
-        text.str.contains(f"(?i){AFFIRMATION}").alias(f"{side}_aff"),
+        text.str.contains(NEGATION).alias(f"{side}_neg"),
+        text.str.contains(AFFIRMATION).alias(f"{side}_aff"),
         text.str.len_chars().cast(pl.Float64).alias(f"{side}_len"),
-        (100 * text.str.count_matches(f"(?i){HEDGES}") / pl.max_horizontal(words, 1.0)).alias(
-            f"{side}_hedge"
-        ),
+        (100 * text.str.count_matches(HEDGES) / words).alias(f"{side}_hedge"),
     ]
 
 
@@ -85,7 +86,10 @@ def _aggregates() -> list[pl.Expr]:
 
 def surface_stats(items: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """One row per (trait, domain), then an ``all``/``all`` row when there are several groups."""
-    features = items.lazy().select("trait", "domain", *_features("chosen"), *_features("rejected"))
+    items = items.lazy()
+    longest = items.select(pl.max_horizontal(pl.col("chosen", "rejected").list.len().max())).collect().item()
+    single = (longest or 0) <= 1
+    features = items.select("trait", "domain", *_features("chosen", single), *_features("rejected", single))
     overall = features.select(pl.lit("all").alias("trait"), pl.lit("all").alias("domain"), *_aggregates())
     per_group, total = pl.collect_all(
         [features.group_by("trait", "domain").agg(_aggregates()).sort("trait", "domain"), overall]

@@ -198,6 +198,17 @@ def test_polarity_artifact_is_measured_and_warned(tmp_path: Path) -> None:
     assert "100% of chosen vs 0% of rejected responses open with a negation" in text
 
 
+def test_multi_message_responses_are_measured_whole() -> None:
+    rows = items(3, chosen="No. It may help.", rejected="Yes.")
+    for row in rows:
+        row["chosen"] = row["chosen"] + [{"role": "assistant", "content": "Ask a pharmacist."}]
+    stats = surface_stats(pl.from_arrow(from_rows(rows)))
+    (row,) = stats.iter_rows(named=True)
+    assert row["chosen_negation"] == 1.0 and row["rejected_affirmation"] == 1.0
+    assert row["length_ratio"] == pytest.approx(len("No. It may help.\nAsk a pharmacist.") / len("Yes."))
+    assert row["chosen_hedges"] == pytest.approx(100 / 7)  # "may" in 7 words
+
+
 def test_balanced_pairs_raise_no_warning(tmp_path: Path) -> None:
     rows = items(15, chosen="No, the evidence is weak.", rejected="Yes, the evidence is strong.")
     rows += items(15, start=15, chosen="Yes, the evidence is strong.", rejected="No, the evidence is weak.")
