@@ -93,7 +93,7 @@ def write_card_to(version_dir: Path, out: Path, repo_id: str | None = None) -> P
 def gather(version_dir: Path, repo_id: str | None = None) -> CardFacts:
     manifest = json.loads((version_dir / "manifest.json").read_text())
     rows: dict[str, int] = manifest.get("rows", {})
-    split_files = {s: split_file(s) for s in rows}
+    split_files = {s: split_file(s) for s in card_splits(manifest)}
     items = _scan(version_dir, split_files)
     stats = surface_stats(items)
     summary = items.select(
@@ -114,6 +114,12 @@ def gather(version_dir: Path, repo_id: str | None = None) -> CardFacts:
     )
     facts.lineage, facts.lineage_note = _lineage(version_dir, manifest)
     return facts
+
+
+def card_splits(manifest: dict[str, Any]) -> list[str]:
+    """The splits the card (and the Hub) declare: empty ones are left out, because
+    ``datasets`` cannot load a split from an empty parquet file."""
+    return [split for split, n in manifest.get("rows", {}).items() if n > 0]
 
 
 def _scan(version_dir: Path, split_files: dict[str, str]) -> pl.LazyFrame:
@@ -177,7 +183,7 @@ def card_metadata(facts: CardFacts) -> dict[str, Any]:
         "configs": [
             {
                 "config_name": "default",
-                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in m.get("rows", {})],
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in card_splits(m)],
             }
         ],
         "dataset_info": facts.info,

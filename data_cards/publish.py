@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from curation.store import Version, split_file
-from data_cards.card import write_card_to
+from data_cards.card import card_splits, write_card_to
 from data_cards.figure import FIGURE_NAME
 from data_cards.metadata import validate_metadata
 
@@ -55,7 +55,9 @@ def stage(version: Version, dest: Path, repo_id: str | None = None) -> list[Stag
     if dest.exists() and any(dest.iterdir()):
         raise PublishError(f"{dest} is not empty: give a new or empty folder for the upload tree")
     dest.mkdir(parents=True, exist_ok=True)
-    sources = [split_file(s) for s in version.splits]
+    sources = [split_file(s) for s in card_splits(version.manifest)]
+    if not sources:
+        raise PublishError(f"{version.ref} has no rows: nothing to publish")
     sources += [name for name in AUDIT_FILES if (version.path / name).is_file()]
     for rel in sources:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,7 @@ def _published(api: HfApi, version: Version, repo_id: str) -> PublishResult | No
     tagged = next((t for t in refs.tags if t.name == version.name), None)
     if tagged is None:
         return None
-    data = [split_file(s) for s in version.splits]
+    data = [split_file(s) for s in card_splits(version.manifest)]
     remote = {
         f.path: f for f in api.get_paths_info(repo_id, data, revision=version.name, repo_type="dataset")
     }

@@ -299,3 +299,20 @@ def test_card_file_checksums_in_manifest_match_what_is_staged(tmp_path: Path, st
             digest = hashlib.sha256((tmp_path / "tree" / entry.path).read_bytes()).hexdigest()
             assert digest == version.manifest["files"][entry.path]["sha256"]
     assert "quarantine.jsonl" not in {e.path for e in staged}
+
+
+def test_empty_splits_are_left_out_so_the_tree_still_loads(tmp_path: Path) -> None:
+    from datasets import load_dataset
+
+    from data_cards.publish import PublishError, stage
+
+    version = write(tmp_path / "store", [dict(r, split="train") for r in items(10)])
+    assert version.manifest["rows"] == {"train": 10, "test": 0}
+    staged = {f.path for f in stage(version, tmp_path / "tree", repo_id="org/unit")}
+    assert "data/test-00000-of-00001.parquet" not in staged
+    loaded = load_dataset(str(tmp_path / "tree"), cache_dir=str(tmp_path / "cache"))
+    assert set(loaded) == {"train"} and loaded["train"].num_rows == 10
+
+    empty = write(tmp_path / "store", [], dataset="empty")
+    with pytest.raises(PublishError, match="empty@v1 has no rows: nothing to publish"):
+        stage(empty, tmp_path / "tree-empty")
