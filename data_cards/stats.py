@@ -89,12 +89,15 @@ def surface_stats(items: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     items = items.lazy()
     longest = items.select(pl.max_horizontal(pl.col("chosen", "rejected").list.len().max())).collect().item()
     single = (longest or 0) <= 1
-    features = items.select("trait", "domain", *_features("chosen", single), *_features("rejected", single))
+    # Collected once: the per-group and overall aggregates both read these features.
+    features = items.select(
+        "trait", "domain", *_features("chosen", single), *_features("rejected", single)
+    ).collect()
+    per_group = features.group_by("trait", "domain").agg(_aggregates()).sort("trait", "domain")
+    if per_group.height <= 1:
+        return per_group
     overall = features.select(pl.lit("all").alias("trait"), pl.lit("all").alias("domain"), *_aggregates())
-    per_group, total = pl.collect_all(
-        [features.group_by("trait", "domain").agg(_aggregates()).sort("trait", "domain"), overall]
-    )
-    return pl.concat([per_group, total], how="vertical_relaxed") if per_group.height > 1 else per_group
+    return pl.concat([per_group, overall], how="vertical_relaxed")
 
 
 @dataclass(frozen=True)
