@@ -352,10 +352,12 @@ def _reproduce(f: CardFacts) -> str:
 
 def _citation(f: CardFacts) -> str:
     rows, bibtex = [], []
-    for source, lic in zip(f.manifest.get("sources") or [], f.license.sources, strict=False):
-        name = source_name(source)
-        work = KNOWN_WORKS.get(name)
-        rows.append([work[0] if work else name, source.get("kind", "-"), lic.license])
+    sources = f.manifest.get("sources") or []
+    # license.sources lists the manifest's sources in order, then the recipe's own text.
+    for i, lic in enumerate(f.license.sources):
+        kind = sources[i].get("kind", "-") if i < len(sources) else "recipe"
+        work = KNOWN_WORKS.get(lic.name)
+        rows.append([work[0] if work else lic.name, kind, lic.license])
         if work:
             bibtex.append(work[1])
     license_line = f"This dataset is released under **{f.license.license}**"

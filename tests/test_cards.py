@@ -247,6 +247,9 @@ def test_license_is_the_strictest_compatible_one() -> None:
     assert sa.license == "cc-by-sa-4.0"
     nc = combine([SourceLicense("a.csv", "cc-by-nc-4.0"), SourceLicense("b.csv", "cc-by-nc-sa-4.0")])
     assert nc.license == "cc-by-nc-sa-4.0"
+    with_recipe = derive_license({"recipe": "r", "license": "cc-by-4.0", "sources": [{"kind": "template"}]})
+    assert with_recipe.license == "cc-by-4.0"
+    assert [s.name for s in with_recipe.sources] == ["template bank ?", "recipe r"]
     undeclared = derive_license({"sources": [{"kind": "answer_key", "path": "/x/qa.csv"}]})
     assert undeclared.metadata() == {
         "license": "other",
