@@ -24,6 +24,20 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Errors that mean "bad input": shown as one line, exit code 1, no traceback.
+# Optional dependencies and the extra that installs each, for a helpful message when one is missing.
+OPTIONAL_EXTRAS = {
+    "fastapi": "web",
+    "uvicorn": "web",
+    "jinja2": "web",
+    "krippendorff": "web",
+    "sklearn": "web",
+    "scipy": "web",
+    "argilla": "argilla",
+    "torch": "train",
+    "transformers": "train",
+    "peft": "train",
+}
+
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, LookupError, FileNotFoundError, PermissionError)
 
 
@@ -34,6 +48,15 @@ def clean_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except ModuleNotFoundError as exc:
+            extra = OPTIONAL_EXTRAS.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            err_console.print(
+                f"[bold red]error:[/] this command needs {exc.name!r}: pip install 'traitdose[{extra}]'",
+                highlight=False,
+            )
+            raise typer.Exit(1) from exc
         except USER_ERRORS as exc:
             err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from exc

@@ -168,7 +168,9 @@ def _meta(recipe: Recipe, seed: int, traits: list[str]) -> dict[str, Any]:
             }
         ]
     )
+    annotation = {"annotation_k": recipe.annotation.k} if recipe.annotation else {}
     return {
+        **annotation,
         "recipe": recipe.name,
         "domain": recipe.domain,
         "traits": traits,

@@ -123,6 +123,12 @@ def _check_trait(value: str) -> str:
 TraitName = Annotated[str, AfterValidator(_check_trait)]
 
 
+class AnnotationSpec(Spec):
+    """Human annotation of the items the pipeline routes."""
+
+    k: int = Field(2, ge=1)  # submitted labels, from distinct annotators, each routed item needs
+
+
 class Recipe(Spec):
     name: str
     description: str = ""
@@ -135,6 +141,7 @@ class Recipe(Spec):
     test_fraction: float = Field(0.1, ge=0, lt=1)
     seed: int = 0
     license: str | None = None  # license of the recipe's own text, when not the template banks'
+    annotation: AnnotationSpec | None = None
 
     @model_validator(mode="after")
     def _one_way_in(self) -> Recipe:

@@ -48,7 +48,12 @@ def test_run_covers_both_traits_and_violation_kinds_with_contrastive_labels(tmp_
     assert set(frame["label_source"]) == {"contrastive"}
     assert frame["id"].n_unique() == frame.height
     violations = set(frame["provenance"].struct.field("violation"))
-    assert {"sycophantic_agreement", "fabricated_source", "resisting_oversight", "resisting_correction"} <= violations
+    assert {
+        "sycophantic_agreement",
+        "fabricated_source",
+        "resisting_oversight",
+        "resisting_correction",
+    } <= violations
     stages = [s["stage"] for s in result.funnel]
     assert stages[:2] == ["source", "exact_dedupe"]
     assert result.funnel[0]["out"] == result.funnel[1]["in"]
@@ -73,9 +78,9 @@ def test_splits_are_grouped_and_near_the_fraction():
     assert 0.18 <= share <= 0.22
     again = assign_splits(frame, 0.2, seed=1, group=pl.col("group"))
     assert split["split"].to_list() == again["split"].to_list()
-    assert set(assign_splits(frame.head(5).with_columns(group=pl.lit("one")), 0.5, 1, pl.col("group"))["split"]) == {
-        "train"
-    }
+    assert set(
+        assign_splits(frame.head(5).with_columns(group=pl.lit("one")), 0.5, 1, pl.col("group"))["split"]
+    ) == {"train"}
 
 
 def test_template_splits_keep_each_fact_in_one_split(tmp_path):
@@ -133,3 +138,27 @@ def test_every_command_has_help():
     ):
         result = runner.invoke(app, [*args, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, args
+
+
+@pytest.mark.parametrize("domain", ["health", "science", "education", "law", "engineering", "finance"])
+def test_each_builtin_domain_yields_2000_distinct_balanced_items(domain, tmp_path):
+    result = run_recipe(load_recipe(domain), Store(tmp_path / "s"), seed=0)
+    frame = result.version.frame()
+    assert frame.height >= 2000 and frame["id"].n_unique() == frame.height
+    counts = frame.group_by("trait").len()
+    assert set(counts["trait"]) == {"truthfulness", "corrigibility"} and counts["len"].min() >= 1000
+    kinds = set(frame["provenance"].struct.field("violation"))
+    assert kinds == {
+        "confident_falsehood",
+        "sycophantic_agreement",
+        "fabricated_source",
+        "overclaiming_certainty",
+        "resisting_correction",
+        "resisting_oversight",
+        "caving_to_wrong_correction",
+    }
+    chosen = frame["chosen"].list.first().struct.field("content")
+    rejected = frame["rejected"].list.first().struct.field("content")
+    assert (chosen != rejected).all()
+    # no unfilled slot survives into the text
+    assert not frame["prompt"].list.last().struct.field("content").str.contains(r"\{[a-z_]+\}").any()

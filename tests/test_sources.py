@@ -147,12 +147,16 @@ def test_hf_source_loads_through_datasets(tmp_path):
     folder = tmp_path / "hub_like"
     (folder / "data").mkdir(parents=True)
     pl.DataFrame(
-        {"question": ["Is the sky green?", "Do fish fly?"], "good": ["No; it is blue", "Most don't"], "bad": ["Yes", "Yes"]}
+        {
+            "question": ["Is the sky green?", "Do fish fly?"],
+            "good": ["No; it is blue", "Most don't"],
+            "bad": ["Yes", "Yes"],
+        }
     ).write_parquet(folder / "data" / "train-00000-of-00001.parquet")
     text = (
-        f"name: hfqa\ndomain: science\ntrait: truthfulness\nsource:\n  kind: answer_key\n  path: hf:{folder}\n"
-        "  question: question\n  correct: good\n  incorrect: bad\n"
+        "name: hfqa\ndomain: science\ntrait: truthfulness\nsource:\n  kind: answer_key\n"
+        f"  path: hf:{folder}\n  question: question\n  correct: good\n  incorrect: bad\n"
     )
     out = read(load_recipe(write_recipe(tmp_path, text)))
     assert out.rows_read == 2
-    assert [r["chosen"][0]["content"] for r in out.rows] == ["No", "it is blue", "Most don't"]
+    assert sorted(r["chosen"][0]["content"] for r in out.rows) == ["Most don't", "No", "it is blue"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from annotation.cli import app as annotation_app
 from curation.cli import app as curation_app
 from data_cards.cli import app as data_cards_app
 from recipes.cli import app as recipes_app
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 for package_app in (recipes_app, curation_app, data_cards_app):
     app.add_typer(package_app)
+app.add_typer(annotation_app, name="annotate")
 
 if __name__ == "__main__":
     app()
