@@ -159,16 +159,30 @@ def _annotation(f: CardFacts) -> str | None:
     if not a:
         return "## Annotation\n\nNo item in this version has been through human annotation.\n"
     kappas = a.get("cohen_kappa") or {}
-    kappa = "; ".join(f"{pair}: {k:.2f}" for pair, k in kappas.items()) or "-"
-    alpha = a.get("krippendorff_alpha")
-    return (
+    kappa = "; ".join(f"{pair}: {_score(k)}" for pair, k in kappas.items()) or "-"
+    text = (
         "## Annotation\n\n"
         f"{_n(a.get('items', 0))} items were labelled by {a.get('annotators', '?')} annotators. "
-        f"Agreement: Krippendorff's alpha {'-' if alpha is None else f'{alpha:.2f}'}; "
-        f"Cohen's kappa per pair: {kappa}. "
+        f"Agreement: Krippendorff's alpha {_score(a.get('krippendorff_alpha'))}; "
+        f"Cohen's kappa per annotator pair: {kappa}. "
         f"Resolved: {_n(a.get('resolved', 0))}, unresolved: {_n(a.get('unresolved', 0))}, "
-        f"both responses bad: {_n(a.get('both_bad', 0))}.\n"
+        f"both responses bad: {_n(a.get('both_bad', 0))}"
+        + (f", ties: {_n(a['ties'])}" if "ties" in a else "")
+        + ".\n"
     )
+    audit = a.get("audit")
+    if audit:
+        low, high = (audit.get("ci95") or [None, None])[:2]
+        text += (
+            f"\nAn audit of {_n(audit.get('items', 0))} resolved items agreed with "
+            f"{_n(audit.get('agreed', 0))}: "
+            f"accuracy {_score(audit.get('accuracy'))} (95% CI {_score(low)}–{_score(high)}).\n"
+        )
+    return text
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _decontamination(f: CardFacts) -> str:

@@ -127,10 +127,12 @@ def test_card_reports_funnel_labels_annotation_decontamination_models_and_lineag
             "items": 40,
             "annotators": 2,
             "krippendorff_alpha": 0.71,
-            "cohen_kappa": {"ann1-ann2": 0.68},
+            "cohen_kappa": {"ann1|ann2": 0.68, "ann1|ann3": None},
             "resolved": 35,
             "unresolved": 3,
             "both_bad": 2,
+            "ties": 1,
+            "audit": {"items": 20, "resolved": 20, "agreed": 19, "accuracy": 0.95, "ci95": [0.76, 0.99]},
         },
     )
     text = (v2.path / "README.md").read_text()
@@ -141,9 +143,9 @@ def test_card_reports_funnel_labels_annotation_decontamination_models_and_lineag
         "| contrastive | built from a trait-exhibiting vs a trait-violating generation | 25 | 93% |" in text
     )
     assert "| human | labelled by human annotators | 1 | 4% |" in text
-    assert (
-        "Krippendorff's alpha 0.71" in text and "ann1-ann2: 0.68" in text and "both responses bad: 2" in text
-    )
+    assert "Krippendorff's alpha 0.71" in text and "ann1|ann2: 0.68; ann1|ann3: -" in text
+    assert "both responses bad: 2, ties: 1" in text
+    assert "An audit of 20 resolved items agreed with 19: accuracy 0.95 (95% CI 0.76–0.99)" in text
     assert "| truthful_qa | 30 | 3 |" in text and "what happens if you swallow gum" in text
     assert "generator: `qwen2.5-7b-instruct`" in text and "judge: `llama-3.1-8b`" in text
     # v1 held items 0..29; v2 holds 5..29 plus two new ones.
