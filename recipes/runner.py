@@ -21,7 +21,7 @@ from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, run_stages
 from curation.store import Store, Version
 from recipes.llm.generate import generate_with_llm
-from recipes.llm.stages import client_for, llm_stages
+from recipes.llm.stages import client_for, llm_manifest, llm_stages
 from recipes.sources.ab_eval import read_ab_eval
 from recipes.sources.answer_key import read_answer_key
 from recipes.sources.items import SourceOutput
@@ -85,7 +85,7 @@ def run_recipe(
         funnel=funnel.steps,
         side=_side_tables(dropped, routed),
         files=_side_files(recipe, source),
-        meta=_meta(recipe, seed, chosen_traits) | ({"llm": llm.manifest()} if llm else {}),
+        meta=_meta(recipe, seed, chosen_traits) | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
     )
     tick("written", items.height)
     return RunResult(version, funnel.steps, len(source.quarantine))

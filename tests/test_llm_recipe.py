@@ -75,7 +75,10 @@ def test_llm_recipe_builds_contrastive_items_with_rubrics_judgements_and_usage(f
     kinds = frame.group_by("trait").agg(pl.col("provenance").struct.field("violation").n_unique())
     assert kinds["violation"].min() >= 2
     llm = result.version.manifest["llm"]
-    assert llm["model"] == "fake-model" and llm["usage"]["calls"] == fake.stats()["calls"]
+    assert llm["model"] == llm["judge_model"] == "fake-model"
+    assert llm["usage"]["calls"] == fake.stats()["calls"]
+    card = (result.version.path / "README.md").read_text()
+    assert "fake-model" in card  # the card reads manifest["llm"]
     assert llm["usage"]["prompt_tokens"] > 0 and llm["usage"]["completion_tokens"] > 0
 
 

@@ -39,6 +39,14 @@ def client_for(recipe: Recipe, store_root: Path) -> LLMClient | None:
     return LLMClient(recipe.llm, cache)
 
 
+def llm_manifest(recipe: Recipe, client: LLMClient) -> dict[str, Any]:
+    """``manifest["llm"]``: endpoint, model, usage, and the judge's model when a judge ran."""
+    out = client.manifest()
+    if recipe.judge is not None and recipe.judge.kind == "llm":
+        out["judge_model"] = recipe.judge.model or client.config.model
+    return out
+
+
 def llm_stages(recipe: Recipe, client: LLMClient | None, tick: Tick) -> list[Any]:
     """The LLM steps a recipe asks for, in the order of the flow: respond, rubric, judge."""
     if client is None:
