@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from curation.stage import StageResult, detail, drop_rows
+from curation.stage import Stage, StageResult, detail, drop_rows
 from curation.traits import TRAITS
 from recipes.llm import prompts
 from recipes.llm.errors import LLMError, LLMFatalError
@@ -47,11 +47,11 @@ def llm_manifest(recipe: Recipe, client: LLMClient) -> dict[str, Any]:
     return out
 
 
-def llm_stages(recipe: Recipe, client: LLMClient | None, tick: Tick) -> list[Any]:
+def llm_stages(recipe: Recipe, client: LLMClient | None, tick: Tick) -> list[Stage]:
     """The LLM steps a recipe asks for, in the order of the flow: respond, rubric, judge."""
     if client is None:
         return []
-    stages: list[Any] = []
+    stages: list[Stage] = []
     if recipe.respond_step is not None:
         stages.append(Respond(client, recipe.respond_step, tick))
     if recipe.rubric is not None and recipe.rubric.kind == "llm":
