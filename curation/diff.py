@@ -36,7 +36,7 @@ class VersionDiff:
 
 
 def _fingerprints(version: Version) -> pl.DataFrame:
-    return version.frame().select(
+    return version.frame(columns=["id", "prompt", *COMPARED]).select(
         "id",
         pl.struct(COMPARED).hash(seed=0).alias("_fp"),
         pl.col("prompt").list.last().struct.field("content").alias("prompt_text"),

@@ -73,17 +73,18 @@ class Version:
     def splits(self) -> list[str]:
         return list(self.manifest["rows"])
 
-    def table(self, split: str | None = None) -> pa.Table:
-        """The accepted items of one split, or of every split concatenated."""
+    def table(self, split: str | None = None, columns: list[str] | None = None) -> pa.Table:
+        """The accepted items of one split, or of every split concatenated (optionally some columns)."""
         names = [split] if split else self.splits
         missing = [s for s in names if s not in self.manifest["rows"]]
         if missing:
             raise StoreError(f"{self.ref} has no split {missing[0]!r}; it has {self.splits}")
-        tables = [pq.read_table(self.path / split_file(s), schema=ITEM_SCHEMA) for s in names]
-        return pa.concat_tables(tables) if tables else ITEM_SCHEMA.empty_table()
+        schema = pa.schema([ITEM_SCHEMA.field(c) for c in columns]) if columns else ITEM_SCHEMA
+        tables = [pq.read_table(self.path / split_file(s), columns=columns, schema=schema) for s in names]
+        return pa.concat_tables(tables) if tables else schema.empty_table()
 
-    def frame(self, split: str | None = None) -> pl.DataFrame:
-        frame = pl.from_arrow(self.table(split))
+    def frame(self, split: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
+        frame = pl.from_arrow(self.table(split, columns))
         assert isinstance(frame, pl.DataFrame)
         return frame
 

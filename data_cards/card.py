@@ -1,46 +1,195 @@
-"""The dataset card written into every version (its ``README.md``).
+"""The dataset card written into every version (its ``README.md``), from the data itself.
 
 The store calls :func:`write_card` on the version folder before the version becomes
-visible, so the card is part of the immutable version.
+visible, so the card is part of the immutable version; ``traitdose card`` re-renders it.
+:func:`gather` reads what the card needs (manifest, a few parquet columns, the parent
+version); :func:`render_card` turns those facts into Hub YAML metadata and prose.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import yaml
+
+from curation.store import Store, StoreError, Version, split_file
+from curation.traits import TRAITS
+from data_cards import prose
+from data_cards.figure import FIGURE_NAME, render_figure
+from data_cards.license import DerivedLicense, derive_license
+from data_cards.metadata import dataset_info, size_category
+from data_cards.stats import SurfaceWarning, surface_stats, surface_warnings
+
+# label_source → the Hub's annotations_creators vocabulary
+_CREATORS = {
+    "gold": "found",
+    "contrastive": "machine-generated",
+    "judge": "machine-generated",
+    "human": "expert-generated",
+}
+
+
+@dataclass
+class CardFacts:
+    """Everything the card says, gathered once from the version folder."""
+
+    manifest: dict[str, Any]
+    counts: pl.DataFrame  # domain, trait, split, n
+    label_sources: dict[str, int]
+    generators: int  # distinct templates / models that wrote the pairs
+    stats: pl.DataFrame
+    warnings: list[SurfaceWarning]
+    license: DerivedLicense
+    info: dict[str, Any]
+    lineage: dict[str, Any] | None = None  # versions diff summary against the parent
+    lineage_note: str | None = None  # why there is no diff
+    repo_id: str | None = None
+    figure: str | None = FIGURE_NAME
+
+    @property
+    def dataset(self) -> str:
+        return self.manifest["dataset"]
+
+    @property
+    def version(self) -> str:
+        return self.manifest.get("version", "")
+
+    @property
+    def total(self) -> int:
+        return sum(self.manifest.get("rows", {}).values())
+
+    @property
+    def traits(self) -> list[str]:
+        return self.manifest.get("traits") or sorted(set(self.counts["trait"].to_list()))
+
+    @property
+    def domains(self) -> list[str]:
+        return sorted(set(self.counts["domain"].to_list())) or [self.manifest.get("domain", "")]
 
 
 def write_card(version_dir: Path) -> None:
+    """The store's card hook: ``README.md`` and the figure, beside ``manifest.json``."""
+    write_card_to(version_dir, version_dir / "README.md")
+
+
+def write_card_to(version_dir: Path, out: Path, repo_id: str | None = None) -> Path:
+    """Render ``version_dir``'s card to ``out``, with the figure beside it."""
+    facts = gather(version_dir, repo_id=repo_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    render_figure(
+        facts.manifest.get("funnel") or [],
+        {(r["domain"], r["trait"]): r["n"] for r in _by_domain_trait(facts.counts).iter_rows(named=True)},
+        out.parent / FIGURE_NAME,
+        title=f"{facts.dataset} {facts.version}",
+    )
+    out.write_text(render_card(facts))
+    return out
+
+
+def gather(version_dir: Path, repo_id: str | None = None) -> CardFacts:
     manifest = json.loads((version_dir / "manifest.json").read_text())
-    (version_dir / "README.md").write_text(render_card(manifest))
+    rows: dict[str, int] = manifest.get("rows", {})
+    split_files = {s: split_file(s) for s in card_splits(manifest)}
+    items = _scan(version_dir, split_files)
+    stats = surface_stats(items)
+    summary = items.select(
+        pl.col("provenance").struct.field("generator").n_unique().alias("generators"),
+    ).collect()
+    facts = CardFacts(
+        manifest=manifest,
+        counts=items.group_by("domain", "trait", "split").agg(n=pl.len()).sort("domain", "trait").collect(),
+        label_sources=dict(
+            items.group_by("label_source").agg(n=pl.len()).sort("label_source").collect().iter_rows()
+        ),
+        generators=summary["generators"][0] if summary.height else 0,
+        stats=stats,
+        warnings=surface_warnings(stats),
+        license=derive_license(manifest),
+        info=dataset_info(version_dir, rows, split_files),
+        repo_id=repo_id,
+    )
+    facts.lineage, facts.lineage_note = _lineage(version_dir, manifest)
+    return facts
 
 
-def render_card(manifest: dict[str, Any]) -> str:
-    rows = manifest["rows"]
-    meta = {
-        "pretty_name": manifest["dataset"],
+def card_splits(manifest: dict[str, Any]) -> list[str]:
+    """The splits the card (and the Hub) declare: empty ones are left out, because
+    ``datasets`` cannot load a split from an empty parquet file."""
+    return [split for split, n in manifest.get("rows", {}).items() if n > 0]
+
+
+def _scan(version_dir: Path, split_files: dict[str, str]) -> pl.LazyFrame:
+    columns = ["domain", "trait", "label_source", "chosen", "rejected", "provenance"]
+    frames = [
+        pl.scan_parquet(version_dir / rel).select(columns).with_columns(split=pl.lit(split))
+        for split, rel in split_files.items()
+    ]
+    if not frames:
+        from curation.schema import ITEM_SCHEMA
+
+        empty = pl.from_arrow(ITEM_SCHEMA.empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        return empty.lazy().select(columns).with_columns(split=pl.lit(None, pl.String))
+    return pl.concat(frames)
+
+
+def _lineage(version_dir: Path, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    parent = manifest.get("parent")
+    if not parent:
+        return None, "first version: no parent"
+    from curation.diff import diff_versions
+
+    store = Store(version_dir.parent.parent)
+    try:
+        before = store.resolve(parent)
+    except StoreError:
+        return None, f"parent {parent} is not in this store, so no diff"
+    this = Version(manifest["dataset"], manifest.get("version", version_dir.name), version_dir)
+    return diff_versions(before, this, samples=0).summary(), None
+
+
+def _by_domain_trait(counts: pl.DataFrame) -> pl.DataFrame:
+    return counts.group_by("domain", "trait").agg(pl.col("n").sum()).sort("domain", "trait")
+
+
+# ---- metadata ---------------------------------------------------------------------------
+def card_metadata(facts: CardFacts) -> dict[str, Any]:
+    """The YAML header: what the Hub indexes and ``load_dataset`` reads."""
+    m = facts.manifest
+    creators = sorted({_CREATORS.get(s, "other") for s in facts.label_sources}) or ["no-annotation"]
+    synthetic = any(s in ("contrastive", "judge") for s in facts.label_sources) or any(
+        src.get("kind") == "template" for src in m.get("sources") or []
+    )
+    language_creators = ["expert-generated", "machine-generated"] if synthetic else ["found"]
+    if m.get("llm"):
+        language_creators = sorted({*language_creators, "machine-generated"})
+    tags = ["dpo", "preference", *facts.traits, *[d for d in facts.domains if d], "traitdose"]
+    if synthetic:
+        tags.append("synthetic")
+    return {
+        "pretty_name": f"{facts.dataset} ({facts.version})" if facts.version else facts.dataset,
+        **facts.license.metadata(),
+        "language": list(m.get("language") or ["en"]),
+        "multilinguality": ["monolingual"],
+        "size_categories": [size_category(facts.total)],
         "task_categories": ["text-generation"],
-        "tags": ["dpo", "preference", *manifest.get("traits", [])],
+        "annotations_creators": creators,
+        "language_creators": language_creators,
+        "tags": list(dict.fromkeys(tags)),
         "configs": [
             {
                 "config_name": "default",
-                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in rows],
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in card_splits(m)],
             }
         ],
+        "dataset_info": facts.info,
     }
-    header = yaml.safe_dump(meta, sort_keys=False)
-    funnel = "\n".join(
-        f"| {s['stage']} | {s['in']} | {s['out']} | "
-        f"{', '.join(f'{k}: {v}' for k, v in s.get('dropped', {}).items()) or '-'} |"
-        for s in manifest.get("funnel", [])
-    )
-    return (
-        f"---\n{header}---\n\n# {manifest['dataset']} {manifest.get('version', '')}\n\n"
-        f"Preference pairs (prompt, chosen, rejected) teaching {', '.join(manifest.get('traits', []))} "
-        f"in {manifest.get('domain', 'its domain')}, built by traitdose.\n\n"
-        f"Rows: {', '.join(f'{k}: {v}' for k, v in rows.items())}.\n\n"
-        f"## Curation funnel\n\n| stage | in | out | dropped |\n| --- | --- | --- | --- |\n{funnel}\n"
-    )
+
+
+def render_card(facts: CardFacts) -> str:
+    header = yaml.safe_dump(card_metadata(facts), sort_keys=False, allow_unicode=True)
+    return f"---\n{header}---\n\n{prose.render(facts, TRAITS)}"

@@ -76,6 +76,15 @@ def run(
         f"wrote [bold]{result.version.ref}[/] → {result.version.path} "
         f"({', '.join(f'{k}: {v}' for k, v in rows.items())})"
     )
+    llm = result.version.manifest.get("llm")
+    if llm:
+        usage = llm["usage"]
+        console.print(
+            f"llm {llm['model']}: {usage['calls']} calls, {usage['cache_hits']} cache hits, "
+            f"{usage['retries']} retries, {usage['prompt_tokens']}+{usage['completion_tokens']} tokens"
+            + (f", ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""),
+            highlight=False,
+        )
     if result.quarantined:
         console.print(
             f"[yellow]{result.quarantined} unparseable source rows → {result.version.path}/quarantine.jsonl"

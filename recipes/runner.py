@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -20,11 +20,16 @@ from curation.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
 from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, run_stages
 from curation.store import Store, Version
+from recipes.llm.generate import generate_with_llm
+from recipes.llm.stages import client_for, llm_manifest, llm_stages
 from recipes.sources.ab_eval import read_ab_eval
 from recipes.sources.answer_key import read_answer_key
 from recipes.sources.items import SourceOutput
 from recipes.sources.templates import generate_from_bank
-from recipes.spec import ABEvalSource, AnswerKeySource, Recipe, RecipeError
+from recipes.spec import ABEvalSource, AnswerKeySource, LLMGenerate, Recipe, RecipeError
+
+if TYPE_CHECKING:
+    from recipes.llm.client import LLMClient
 
 Progress = Callable[[str, int], None]  # (stage description, items just processed)
 
@@ -49,17 +54,12 @@ def run_recipe(
     chosen_traits = _select_traits(recipe, traits)
     recipe_hash = recipe.content_hash()
     tick = progress or (lambda stage, n: None)
-
+    llm = client_for(recipe, store.root)  # None unless a step uses an LLM; its cache commits per call
     source = read_source(
-        recipe, traits=chosen_traits, seed=seed, recipe_hash=recipe_hash, limit=limit, tick=tick
+        recipe, traits=chosen_traits, seed=seed, recipe_hash=recipe_hash, limit=limit, tick=tick, llm=llm
     )
     funnel = Funnel()
-    funnel.add(
-        "source",
-        source.rows_read,
-        len(source.rows),
-        {"unparseable": len(source.quarantine)} if source.quarantine else {},
-    )
+    funnel.add("source", source.rows_read, len(source.rows), source.funnel_drops())
     items = _frame(source.table())
     if limit is not None and items.height > limit:
         items = items.head(limit)
@@ -70,7 +70,7 @@ def run_recipe(
             {"over_limit": len(source.rows) - limit},
         )
 
-    items, dropped = run_stages(items, build_stages(recipe), funnel)
+    items, dropped = run_stages(items, llm_stages(recipe, llm, tick) + build_stages(recipe), funnel)
     tick("curated", items.height)
     items = assign_splits(items, recipe.test_fraction, seed)
     accepted = items.filter(pl.col("status") != "routed")
@@ -85,7 +85,7 @@ def run_recipe(
         funnel=funnel.steps,
         side=_side_tables(dropped, routed),
         files=_side_files(recipe, source),
-        meta=_meta(recipe, seed, chosen_traits),
+        meta=_meta(recipe, seed, chosen_traits) | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
     )
     tick("written", items.height)
     return RunResult(version, funnel.steps, len(source.quarantine))
@@ -104,9 +104,26 @@ def _select_traits(recipe: Recipe, traits: list[str] | None) -> list[str]:
 
 
 def read_source(
-    recipe: Recipe, *, traits: list[str], seed: int, recipe_hash: str, limit: int | None, tick: Progress
+    recipe: Recipe,
+    *,
+    traits: list[str],
+    seed: int,
+    recipe_hash: str,
+    limit: int | None,
+    tick: Progress,
+    llm: LLMClient | None = None,
 ) -> SourceOutput:
     common = {"domain": recipe.domain, "seed": seed, "recipe_hash": recipe_hash}
+    if isinstance(recipe.generate, LLMGenerate):
+        assert llm is not None, "a recipe with generate: {kind: llm} has an llm: block"
+        return generate_with_llm(
+            recipe.generate,
+            llm,
+            traits=traits,
+            limit=limit,
+            on_item=lambda n: tick("generating scenarios", n),
+            **common,
+        )
     if isinstance(recipe.source, AnswerKeySource):
         out = read_answer_key(recipe.source, trait=traits[0], limit=limit, **common)
     elif isinstance(recipe.source, ABEvalSource):
@@ -161,6 +178,8 @@ def _meta(recipe: Recipe, seed: int, traits: list[str]) -> dict[str, Any]:
     sources = (
         [{"kind": src.kind, "path": src.path, "license": src.license}]
         if src
+        else [_llm_source(recipe)]
+        if isinstance(recipe.generate, LLMGenerate)
         else [
             {
                 "kind": "template",
@@ -178,3 +197,8 @@ def _meta(recipe: Recipe, seed: int, traits: list[str]) -> dict[str, Any]:
         "sources": sources,
         "license": recipe.license,
     }
+
+
+def _llm_source(recipe: Recipe) -> dict[str, Any]:
+    assert isinstance(recipe.generate, LLMGenerate) and recipe.llm is not None
+    return {"kind": "llm", "model": recipe.llm.model, "topics": recipe.generate.topics}

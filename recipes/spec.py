@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from curation.traits import TRAITS, known_traits
+from curation.traits import TRAITS, VIOLATIONS, known_traits
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 BANKS_DIR = Path(__file__).parent / "banks"
@@ -111,7 +111,79 @@ class TemplateGenerate(Spec):
         return Path(name) if name.endswith((".yaml", ".yml")) else BANKS_DIR / f"{name}.yaml"
 
 
-Generate = Annotated[TemplateGenerate, Field(discriminator="kind")]
+class CostTable(Spec):
+    """Prices in USD per million tokens, for the usage figure in the manifest."""
+
+    prompt_per_million: float = Field(ge=0)
+    completion_per_million: float = Field(ge=0)
+
+
+class LLMConfig(Spec):
+    """Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...)."""
+
+    base_url: str | None = None  # default: OpenAI's
+    model: str
+    api_key_env: str | None = "OPENAI_API_KEY"  # the key is read from this variable; null: no key
+    max_concurrency: int = Field(16, ge=1, le=1024)
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    temperature: float = Field(0.8, ge=0, le=2)
+    max_tokens: int = Field(1024, ge=16)
+    timeout: float = Field(60, gt=0)  # seconds per request
+    max_retries: int = Field(6, ge=0)  # per call, on 429, 5xx, timeouts and connection errors
+    backoff: float = Field(0.5, ge=0)  # first retry delay in seconds; doubles, with jitter
+    max_backoff: float = Field(30, gt=0)
+    parse_retries: int = Field(2, ge=0)  # re-asks when the output is not valid JSON for the schema
+    structured_output: Literal["auto", "json_schema", "prompt"] = "auto"
+    cache: str | None = None  # SQLite file; default: <store>/.cache/llm.sqlite
+    cost: CostTable | None = None
+
+
+class LLMGenerate(Spec):
+    """Scenario generation per domain x trait from seed topics, with an LLM."""
+
+    kind: Literal["llm"]
+    topics: list[str] = Field(min_length=1)
+    scenarios_per_topic: int = Field(20, ge=1)
+    per_call: int = Field(10, ge=1, le=50)  # scenarios asked for in one call
+    violations: list[str] = Field(default_factory=list)  # default: every violation kind of the trait
+    temperature: float | None = Field(None, ge=0, le=2)
+
+    @field_validator("violations")
+    @classmethod
+    def _known_violations(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in VIOLATIONS]
+        if unknown:
+            raise ValueError(f"unknown violation kind {unknown[0]!r}; known: {', '.join(VIOLATIONS)}")
+        return value
+
+
+class RespondSpec(Spec):
+    """Contrastive responses: chosen from a trait-exhibiting, rejected from a trait-violating prompt."""
+
+    kind: Literal["llm"] = "llm"
+    words: int = Field(120, ge=10, le=2000)  # target length of both responses
+    max_tokens: int = Field(400, ge=16)
+    temperature: float | None = Field(None, ge=0, le=2)
+
+
+class JudgeSpec(Spec):
+    """Pairwise judge: ``votes`` calls with the A/B order alternated."""
+
+    kind: Literal["llm", "none"] = "llm"
+    votes: int = Field(3, ge=1, le=15)
+    model: str | None = None  # default: llm.model
+    temperature: float | None = Field(None, ge=0, le=2)
+
+
+class RubricSpec(Spec):
+    """Per-scenario gradable criteria (positive and negative), for RL with graders."""
+
+    kind: Literal["llm", "none"] = "llm"
+    criteria: int = Field(6, ge=2, le=15)
+
+
+Generate = Annotated[TemplateGenerate | LLMGenerate, Field(discriminator="kind")]
 
 
 def _check_trait(value: str) -> str:
@@ -138,6 +210,10 @@ class Recipe(Spec):
     traits: list[TraitName] = Field(default_factory=list)
     source: Source | None = None
     generate: Generate | None = None
+    llm: LLMConfig | None = None
+    respond: RespondSpec | None = None
+    judge: JudgeSpec | None = None
+    rubric: RubricSpec | None = None
     test_fraction: float = Field(0.1, ge=0, lt=1)
     seed: int = 0
     license: str | None = None  # license of the recipe's own text, when not the template banks'
@@ -151,6 +227,7 @@ class Recipe(Spec):
             raise ValueError("missing 'trait' (or 'traits'): which trait does this recipe teach?")
         if self.source and self.generate:
             raise ValueError("give either 'source' (read pairs from a file) or 'generate', not both")
+        self._check_llm_steps()
         generator = self.generator
         if isinstance(generator, TemplateGenerate) and not generator.bank_path(self.domain).exists():
             raise ValueError(
@@ -158,6 +235,33 @@ class Recipe(Spec):
                 "give generate.bank (a bank name or .yaml file) or a source"
             )
         return self
+
+    def _check_llm_steps(self) -> None:
+        uses_llm = [name for name in ("generate", "respond", "judge", "rubric") if self._llm_kind(name)]
+        if uses_llm and self.llm is None:
+            raise ValueError(
+                f"{uses_llm[0]} uses kind: llm, so the recipe needs an 'llm:' block (model, base_url)"
+            )
+        if isinstance(self.generate, LLMGenerate):
+            kinds = self.generate.violations or list(VIOLATIONS)
+            for trait in self.trait_list:
+                if not any(VIOLATIONS[k] == trait for k in kinds):
+                    raise ValueError(
+                        f"generate.violations: no violation kind for trait {trait!r} "
+                        f"(kinds: {', '.join(f'{k} ({t})' for k, t in VIOLATIONS.items())})"
+                    )
+        if self.respond is not None and not isinstance(self.generate, LLMGenerate):
+            raise ValueError(
+                "respond: only applies to generate: {kind: llm} (other sources bring their own pairs)"
+            )
+
+    def _llm_kind(self, step: str) -> bool:
+        return getattr(getattr(self, step), "kind", None) == "llm"
+
+    @property
+    def respond_step(self) -> RespondSpec | None:
+        """Contrastive responses: always for LLM-generated scenarios, never otherwise."""
+        return (self.respond or RespondSpec()) if isinstance(self.generate, LLMGenerate) else None
 
     @property
     def dataset_name(self) -> str:
@@ -168,7 +272,7 @@ class Recipe(Spec):
         return [self.trait] if self.trait else list(self.traits)
 
     @property
-    def generator(self) -> TemplateGenerate | None:
+    def generator(self) -> TemplateGenerate | LLMGenerate | None:
         """The generation step; the template bank of the domain when nothing else is given."""
         if self.source is not None:
             return None
@@ -232,7 +336,8 @@ def parse_recipe(text: str, path: Path) -> Recipe:
 
 def _first_error(exc: ValidationError, path: Path, root: yaml.Node | None) -> str:
     error = exc.errors()[0]
-    loc = [p for p in error["loc"] if not _is_union_tag(p)]
+    # A union's tag follows its field ("generate", "llm", ...); a top-level "llm" is the llm block.
+    loc = [p for i, p in enumerate(error["loc"]) if i == 0 or not _is_union_tag(p)]
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
@@ -252,7 +357,7 @@ def _first_error(exc: ValidationError, path: Path, root: yaml.Node | None) -> st
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part in ("answer_key", "ab_eval", "template")
+    return isinstance(part, str) and part in ("answer_key", "ab_eval", "template", "llm")
 
 
 def _dotted(loc: list[Any]) -> str:

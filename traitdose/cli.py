@@ -6,6 +6,7 @@ import typer
 
 from annotation.cli import app as annotation_app
 from curation.cli import app as curation_app
+from data_cards.cli import app as data_cards_app
 from recipes.cli import app as recipes_app
 from trainer.cli import app as trainer_app
 
@@ -14,7 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-for package_app in (recipes_app, curation_app, trainer_app):
+for package_app in (recipes_app, curation_app, data_cards_app, trainer_app):
     app.add_typer(package_app)
 app.add_typer(annotation_app, name="annotate")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,15 @@ class SourceOutput:
     rows: list[dict[str, Any]] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     rows_read: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)  # planned rows that never came, by reason
+
+    def funnel_drops(self) -> dict[str, int]:
+        """The source step's drops: unparseable rows plus planned rows lost (e.g. ``error:<kind>``)."""
+        unparseable = sum(1 for q in self.quarantine if not str(q["reason"]).startswith("error:"))
+        drops = dict(self.dropped)
+        if unparseable:
+            drops["unparseable"] = unparseable
+        return dict(sorted(drops.items()))
 
     def table(self) -> pa.Table:
         return from_rows(self.rows)

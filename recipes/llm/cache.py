@@ -1,0 +1,74 @@
+"""The LLM cache: one SQLite file (WAL), one row per completed call.
+
+Keyed by a hash of the model, the messages and every sampling parameter (the per-item
+seed included, so repeated samples of one prompt stay distinct). Each result is
+committed as soon as its call returns, so a run killed at any point (SIGKILL included)
+loses no completed call, and the next run repeats none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
+    blob = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Cached:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class LLMCache:
+    """Completed calls by key. Used from one thread (the event loop) per process;
+    several processes may share the file (WAL, busy timeout)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against a killed process (only an OS crash can lose the tail).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, text TEXT NOT NULL,"
+            " prompt_tokens INTEGER, completion_tokens INTEGER, created REAL)"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value TEXT)")
+
+    def flag(self, name: str) -> str | None:
+        """A remembered fact about an endpoint (e.g. that it has no ``response_format``)."""
+        row = self._db.execute("SELECT value FROM flags WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_flag(self, name: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO flags (name, value) VALUES (?, ?)", (name, value))
+
+    def get(self, key: str) -> Cached | None:
+        row = self._db.execute(
+            "SELECT text, prompt_tokens, completion_tokens FROM calls WHERE key = ?", (key,)
+        ).fetchone()
+        return Cached(*row) if row else None
+
+    def put(self, key: str, model: str, result: Cached) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO calls (key, model, text, prompt_tokens, completion_tokens, created)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (key, model, result.text, result.prompt_tokens, result.completion_tokens, time.time()),
+        )
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT count(*) FROM calls").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
