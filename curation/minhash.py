@@ -184,7 +184,9 @@ def _short_windows(
     with np.errstate(over="ignore"):
         for j in range(n):
             inside = j < lengths[short]
-            value = value * _M64 + np.where(inside, tokens[np.minimum(first + j, len(tokens) - 1)], np.uint64(0))
+            value = value * _M64 + np.where(
+                inside, tokens[np.minimum(first + j, len(tokens) - 1)], np.uint64(0)
+            )
     rolled[first] = value
     return rolled
 
@@ -281,7 +283,12 @@ class LSHIndex:
 
     def save(self, path: Path) -> None:
         """Signatures plus the scheme that made them; a reader with another scheme is refused."""
-        meta = {"scheme": self.scheme.meta(), "threshold": self.threshold, "bands": self.bands, "rows": self.rows}
+        meta = {
+            "scheme": self.scheme.meta(),
+            "threshold": self.threshold,
+            "bands": self.bands,
+            "rows": self.rows,
+        }
         with Path(path).open("wb") as fh:
             np.savez_compressed(fh, signatures=self.signatures, meta=np.array(json.dumps(meta)))
 
@@ -313,7 +320,9 @@ def _band_pairs(keys: np.ndarray, rank: np.ndarray, nonempty: np.ndarray) -> np.
     rows = np.flatnonzero(nonempty)
     order = rows[np.lexsort((rank[rows], keys[rows]))]
     sorted_keys = keys[order]
-    run_start = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]) if len(order) else np.zeros(0, bool)
+    run_start = (
+        np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]) if len(order) else np.zeros(0, bool)
+    )
     leader = order[np.maximum.accumulate(np.where(run_start, np.arange(len(order)), 0))]
     member = ~run_start
     return np.stack([leader[member], order[member]], axis=1).astype(np.int64)
