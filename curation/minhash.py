@@ -300,7 +300,8 @@ class LSHIndex:
             for key in ("num_perm", "seed", "shingle", "ngram", "datasketch_scheme", "token_hash"):
                 if meta["scheme"][key] != expected[key]:
                     raise ValueError(
-                        f"{path}: index built with {key}={meta['scheme'][key]!r}, this run uses {expected[key]!r}"
+                        f"{path}: index built with {key}={meta['scheme'][key]!r}, "
+                        f"this run uses {expected[key]!r}"
                     )
             index = cls(scheme, meta["threshold"])
             index.add(saved["signatures"])

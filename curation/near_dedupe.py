@@ -175,10 +175,7 @@ def reference_items(store: Store, dataset: str, against: list[str]) -> pl.DataFr
     """Accepted and routed items of the versions ``against`` names ("previous", "ds", "ds@v2")."""
     frames: list[pl.DataFrame] = []
     for ref in against:
-        if ref == "previous":
-            versions = store.versions(dataset)
-        else:
-            versions = [store.resolve(ref)]
+        versions = store.versions(dataset) if ref == "previous" else [store.resolve(ref)]
         for version in versions:
             frames.append(version.frame())
             routed = pl.from_arrow(version.side("routed"))

@@ -28,7 +28,8 @@ def check_field(frame: pl.DataFrame, field: str) -> list[str]:
         dtype = frame.schema[column]
         if not (dtype == pl.String or _is_messages(dtype)):
             raise ValueError(
-                f"column {column!r} is {dtype}; a text field is a string or a list of {{role, content}} messages"
+                f"column {column!r} is {dtype}; a text field is a string "
+                "or a list of {role, content} messages"
             )
     return columns
 
