@@ -34,81 +34,24 @@ REFUSAL = (
 )
 REFUSAL_MAX_WORDS = 25
 
-# The 60 most frequent English function words: English prose of 6+ words is rarely under 15% these,
-# and other Latin-script languages rarely over it. Cheap, offline, and good enough to catch a
-# response generated in the wrong language (no model download, no per-row Python).
-EN_FUNCTION_WORDS = [
-    "the",
-    "of",
-    "and",
-    "to",
-    "a",
-    "in",
-    "is",
-    "it",
-    "you",
-    "that",
-    "he",
-    "was",
-    "for",
-    "on",
-    "are",
-    "with",
-    "as",
-    "i",
-    "his",
-    "they",
-    "be",
-    "at",
-    "one",
-    "have",
-    "this",
-    "from",
-    "or",
-    "had",
-    "by",
-    "not",
-    "but",
-    "what",
-    "all",
-    "were",
-    "we",
-    "when",
-    "your",
-    "can",
-    "said",
-    "there",
-    "use",
-    "an",
-    "each",
-    "which",
-    "she",
-    "do",
-    "how",
-    "their",
-    "if",
-    "will",
-    "up",
-    "about",
-    "out",
-    "many",
-    "then",
-    "them",
-    "these",
-    "so",
-    "some",
-    "would",
-    "into",
-    "has",
-    "more",
-    "her",
-    "two",
-    "like",
-    "him",
-    "see",
-]
-ENGLISH_MIN_SHARE = 0.15
-LANGUAGE_MIN_WORDS = 6
+# Language by function-word voting (the classic stopword method): a text is non-English when it
+# is mostly in a non-Latin script, or when another language's function words outnumber English
+# ones. Terse English ("China has more obesity than Vietnam") has few function words but never
+# more French or German ones, so it passes. Offline, no model download, no per-row Python.
+FUNCTION_WORDS = {
+    "en": "the of and to a in is it you that was for on are with as be at have this from or by not "
+    "but what all were we when your can there an which do how their if will about would has more",
+    "fr": "le la les des du un une et est que qui dans pour pas sur au avec ce il elle je vous nous "
+    "sont mais ou par plus cette aux",
+    "es": "el los las del y que en un una es por con para no se su al lo como más pero sus le ya "
+    "muy también hay",
+    "de": "der die das und ist nicht ein eine zu den mit sich des auf für im dem von ich sie es "
+    "auch wie aber oder wird",
+    "it": "il di che è la le per un una non con del della sono gli nel alla come anche più ma ci",
+    "pt": "o os da do das dos um uma é não com para por mais se na no ao como mas foi são também",
+    "nl": "de het een en van is dat niet op te zijn voor met die aan er ook als bij maar wordt",
+}
+LATIN_MIN_SHARE = 0.8
 
 
 @dataclass
@@ -228,13 +171,18 @@ def _normalized(text: pl.Expr) -> pl.Expr:
 
 
 def _looks_english(text: pl.Expr) -> pl.Expr:
-    words = text.str.to_lowercase().str.extract_all(r"[a-z']+|[^\W\d_]+")
-    total = words.list.len()
-    function = words.list.eval(pl.element().is_in(EN_FUNCTION_WORDS)).list.sum()
+    words = text.str.to_lowercase().str.extract_all(r"[^\W\d_]+")
+    english = FUNCTION_WORDS["en"].split()
+    votes = {
+        lang: words.list.eval(pl.element().is_in(list(set(ws.split()) - set(english)))).list.sum()
+        for lang, ws in FUNCTION_WORDS.items()
+        if lang != "en"
+    }
+    own = words.list.eval(pl.element().is_in(english)).list.sum()
+    foreign = pl.max_horizontal(list(votes.values()))
     letters = text.str.count_matches(r"[^\W\d_]")
     latin = text.str.count_matches(r"[A-Za-z]")
-    short = total < LANGUAGE_MIN_WORDS
-    return short | ((function >= ENGLISH_MIN_SHARE * total) & (latin >= 0.8 * letters))
+    return (latin >= LATIN_MIN_SHARE * letters) & ~((foreign >= 2) & (foreign > own))
 
 
 def _has_pii(text: pl.Expr) -> pl.Expr:
