@@ -88,7 +88,7 @@ class RouteAmbiguous:
                 .otherwise(0.0),
             ),
         ]
-        existing = pl.col("ambiguity_reasons").fill_null(pl.lit([], _REASONS))
+        existing = pl.col("ambiguity_reasons").cast(_REASONS).fill_null(pl.lit([], _REASONS))
         for reason, weight in KNOWN_REASONS.items():
             signals.append(
                 (f"={reason}", pl.when(existing.list.contains(reason)).then(weight).otherwise(0.0))
@@ -107,7 +107,7 @@ class RouteAmbiguous:
 
 def _merge_reasons(signals: list[tuple[str, pl.Expr]]) -> pl.Expr:
     """Existing reasons first, then each new signal that fired; no reason twice."""
-    existing = pl.col("ambiguity_reasons").fill_null(pl.lit([], _REASONS))
+    existing = pl.col("ambiguity_reasons").cast(_REASONS).fill_null(pl.lit([], _REASONS))
     new = [pl.when(score > 0).then(pl.lit(reason)) for reason, score in signals if not reason.startswith("=")]
     fired = pl.concat_list([existing, *[n.cast(pl.String) for n in new]]).list.drop_nulls()
     return fired.list.unique(maintain_order=True)

@@ -121,11 +121,13 @@ class NearDedupe:
             return marked, 0
         flag = np.zeros(marked.height, bool)
         flag[conflicted] = True
-        reasons = pl.col("ambiguity_reasons").fill_null(pl.lit([], pl.List(pl.String)))
+        reasons = (
+            pl.col("ambiguity_reasons").cast(pl.List(pl.String)).fill_null(pl.lit([], pl.List(pl.String)))
+        )
         marked = marked.with_columns(
             ambiguity_reasons=pl.when(pl.Series(flag) & ~reasons.list.contains(CONFLICT))
             .then(reasons.list.concat(pl.lit([CONFLICT])))
-            .otherwise(pl.col("ambiguity_reasons"))
+            .otherwise(reasons)
         )
         return marked, len(conflicted)
 
