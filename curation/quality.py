@@ -26,11 +26,13 @@ PII_PATTERNS = {
 CARD_CANDIDATE = r"\b\d(?:[ -]?\d){12,18}\b"
 REDACTED = {"email": "[EMAIL]", "national_id": "[ID]", "phone": "[PHONE]", "card": "[CARD]"}
 
-# A response that only declines, with nothing a truthful answer would say. Anchored at the start
-# and bounded in length, so "I can't say for certain, but the evidence shows ..." is not caught.
+# A response that only declines ("I'm sorry, but I can't help with that"), with nothing a truthful
+# answer would say. Anchored at the start, needs a declining verb and is bounded in length, so
+# "I can't be certain, but the evidence shows ..." is not caught.
 REFUSAL = (
-    r"(?i)^\W*(?:i'?m sorry|i am sorry|sorry|i can(?:'|no)?t|i am (?:not able|unable)|"
-    r"i'?m (?:not able|unable)|as an ai|i (?:won'?t|will not) (?:help|answer|provide))\b"
+    r"(?i)^\W*(?:(?:i'?m|i am) sorry[,.!]?\s*(?:but\s+)?|sorry[,.!]?\s*(?:but\s+)?)?"
+    r"(?:i can(?:'|no)?t|i (?:won'?t|will not)|(?:i'?m|i am) (?:not able|unable) to)\s+"
+    r"(?:help|answer|assist|provide|do that|comply|discuss|give|share|respond|talk)"
 )
 REFUSAL_MAX_WORDS = 25
 
