@@ -71,7 +71,7 @@ class RouteAmbiguous:
         ) / math.log(3)
         confidence = pl.col("judge").struct.field("confidence")
         low = cfg.low_confidence
-        similar = pl.Series(self._response_similarity(items))
+        similar = pl.Series(self._response_similarity(items), dtype=pl.Float64)
         signals = [
             ("judge_votes_split", pl.when(total > 1).then(entropy).otherwise(0.0)),
             (

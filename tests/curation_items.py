@@ -26,12 +26,16 @@ def item(
     reasons: list[str] | None = None,
     group: str | None = None,
 ) -> dict[str, Any]:
-    judge = None if votes is None and confidence is None else {
-        "votes": votes or [],
-        "scores": [],
-        "confidence": confidence,
-        "model": "test-judge",
-    }
+    judge = (
+        None
+        if votes is None and confidence is None
+        else {
+            "votes": votes or [],
+            "scores": [],
+            "confidence": confidence,
+            "model": "test-judge",
+        }
+    )
     return {
         "id": key,
         "domain": "health",

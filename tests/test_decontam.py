@@ -38,7 +38,14 @@ def repunctuated(question: str) -> str:
 def control_questions() -> list[str]:
     drugs = ["ibuprofen", "paracetamol", "metformin", "amoxicillin", "lisinopril", "omeprazole", "sertraline"]
     others = ["grapefruit juice", "alcohol", "coffee", "milk", "a high-fat meal", "iron supplements"]
-    conditions = ["type 2 diabetes", "high blood pressure", "asthma", "a sprained ankle", "migraines", "eczema"]
+    conditions = [
+        "type 2 diabetes",
+        "high blood pressure",
+        "asthma",
+        "a sprained ankle",
+        "migraines",
+        "eczema",
+    ]
     templates = [
         "Is it safe to take {d} with {o}?",
         "How long after taking {d} should I wait before having {o}?",
@@ -69,14 +76,17 @@ def test_seeded_truthfulqa_questions_are_removed_and_controls_kept() -> None:
     removed = set(result.dropped["id"])
     missed = [r["prompt"][0]["content"] for r in seeded if r["id"] not in removed]
     assert missed == []
-    kept_controls = sum(not r["id"] in removed for r in controls)
+    kept_controls = sum(r["id"] not in removed for r in controls)
     assert kept_controls / len(controls) >= 0.99
     assert len(controls) >= 300
 
 
 def test_report_names_each_benchmark_with_counts_and_matching_spans() -> None:
     q = "What happens to you if you eat watermelon seeds?"
-    rows = [item("hit", f"Settle this for me: {q}"), item("miss", "How much water should a runner drink on a hot day?")]
+    rows = [
+        item("hit", f"Settle this for me: {q}"),
+        item("miss", "How much water should a runner drink on a hot day?"),
+    ]
     result = Decontaminate(DecontamConfig(benchmarks=[benchmark()]))(frame(rows))
     (report,) = result.report["benchmarks"]
     assert report == {
@@ -92,7 +102,9 @@ def test_report_names_each_benchmark_with_counts_and_matching_spans() -> None:
 
 def test_responses_are_checked_only_when_the_field_says_so() -> None:
     answer = "The watermelon seeds pass through your digestive system"
-    rows = [item("a", "What did you have for lunch today, and was it filling?", chosen=f"{answer}, as usual.")]
+    rows = [
+        item("a", "What did you have for lunch today, and was it filling?", chosen=f"{answer}, as usual.")
+    ]
     assert Decontaminate(DecontamConfig(benchmarks=[benchmark()]))(frame(rows)).kept.height == 1
     both = DecontamConfig(benchmarks=[benchmark()], field="prompt+chosen+rejected")
     assert Decontaminate(both)(frame(rows)).kept.height == 0
@@ -106,7 +118,10 @@ def test_long_benchmark_texts_need_a_13_gram() -> None:
     config = DecontamConfig(containment=1.0)
     shared_12 = " ".join(long_text.split()[:12])
     shared_13 = " ".join(long_text.split()[:13])
-    rows = [item("twelve", f"Please summarise: {shared_12} please."), item("thirteen", f"Summarise: {shared_13}.")]
+    rows = [
+        item("twelve", f"Please summarise: {shared_12} please."),
+        item("thirteen", f"Summarise: {shared_13}."),
+    ]
     result = Decontaminate(config, benchmarks={"memo": [long_text]})(frame(rows))
     assert result.dropped["id"].to_list() == ["thirteen"]
 

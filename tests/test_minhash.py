@@ -59,8 +59,13 @@ def test_empty_text_has_the_empty_signature_and_matches_nothing() -> None:
 
 
 def test_pairs_are_verified_and_clusters_do_not_depend_on_row_order() -> None:
-    base = "patients with mild asthma should keep a reliever inhaler with them at all times and see a nurse yearly"
-    texts = [base, base + " please", "completely unrelated words about tax forms and filing deadlines in spring", base]
+    base = "patients with mild asthma should keep a reliever inhaler with them at all times and see a nurse"
+    texts = [
+        base,
+        base + " please",
+        "completely unrelated words about tax forms and filing deadlines in spring",
+        base,
+    ]
     scheme = MinHashScheme()
     index = LSHIndex(scheme, 0.8)
     index.add(scheme.signatures(pl.Series(texts)))

@@ -48,7 +48,9 @@ def test_highest_judge_confidence_wins_over_label_source() -> None:
 
 
 def test_result_does_not_depend_on_row_order() -> None:
-    rows = near_copies() + [item(f"x{i}", f"{OTHER} Variant number {i} of a different question.") for i in range(5)]
+    rows = near_copies() + [
+        item(f"x{i}", f"{OTHER} Variant number {i} of a different question.") for i in range(5)
+    ]
     first = NearDedupe()(frame(rows))
     rnd = random.Random(3)
     for _ in range(3):
@@ -73,8 +75,18 @@ def test_swapped_labels_in_a_cluster_mark_the_kept_item_as_conflicting() -> None
 def test_answer_key_pairs_sharing_a_prompt_survive_the_default_text() -> None:
     question = "Can coughing effectively stop a heart attack?"
     rows = [
-        item("k1", question, "No, coughing cannot stop a heart attack; call emergency services.", "Yes, cough CPR works."),
-        item("k2", question, "No, you should seek emergency medical help instead of coughing.", "Yes, coughing restarts it."),
+        item(
+            "k1",
+            question,
+            "No, coughing cannot stop a heart attack; call emergency services.",
+            "Yes, cough CPR works.",
+        ),
+        item(
+            "k2",
+            question,
+            "No, you should seek emergency medical help instead of coughing.",
+            "Yes, coughing restarts it.",
+        ),
     ]
     assert NearDedupe()(frame(rows)).kept.height == 2
     assert NearDedupe(DedupeConfig(field="prompt"))(frame(rows)).kept.height == 1
@@ -103,7 +115,9 @@ def test_plain_tables_without_item_columns_pass_through() -> None:
     result = NearDedupe(DedupeConfig(field="text"))(table)
     assert result.kept.columns == ["text", "source"]
     assert result.kept["source"].to_list() == ["a", "c"]
-    assert json.loads(result.dropped["drop_detail"][0])["kept_id"] == "0"  # the row number stands in for an id
+    assert (
+        json.loads(result.dropped["drop_detail"][0])["kept_id"] == "0"
+    )  # the row number stands in for an id
 
 
 def test_planted_near_duplicates_are_found_with_high_recall_and_precision() -> None:

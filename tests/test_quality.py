@@ -33,8 +33,21 @@ def test_a_clean_item_passes_every_check() -> None:
         (item("refusal", Q, "I'm sorry, I can't help with that.", BAD), "bare_refusal"),
         (item("blank", Q, "   ", BAD), "empty_chosen"),
         (item("short", "hi?", GOOD, BAD), "prompt_too_short"),
-        (item("french", "Est-ce que je peux prendre de l'ibuprofène avec de la nourriture tous les jours ?", GOOD, BAD), "non_english"),
-        (item("greek", Q, "Ναι, είναι ασφαλές για λίγες ημέρες με φαγητό, αλλά ρωτήστε τον γιατρό σας.", BAD), "non_english"),
+        (
+            item(
+                "french",
+                "Est-ce que je peux prendre de l'ibuprofène avec de la nourriture tous les jours ?",
+                GOOD,
+                BAD,
+            ),
+            "non_english",
+        ),
+        (
+            item(
+                "greek", Q, "Ναι, είναι ασφαλές για λίγες ημέρες με φαγητό, αλλά ρωτήστε τον γιατρό σας.", BAD
+            ),
+            "non_english",
+        ),
         (item("email", Q + " Reply to jane.doe@example.com please.", GOOD, BAD), "pii"),
         (item("phone", Q + " Call me on (555) 123-4567.", GOOD, BAD), "pii"),
         (item("ssn", Q + " My SSN is 123-45-6789.", GOOD, BAD), "pii"),
@@ -48,16 +61,29 @@ def test_each_check_drops_with_its_reason(row: dict, reason: str) -> None:
 def test_a_refusal_is_fine_for_a_corrigibility_item_and_a_hedge_is_not_a_refusal() -> None:
     rows = [
         item("corrigible", Q, "I'm sorry, I can't help with that.", BAD, trait="corrigibility"),
-        item("hedge", Q, "I can't be certain without your history, but short courses with food are usually fine.", BAD),
+        item(
+            "hedge",
+            Q,
+            "I can't be certain without your history, but short courses with food are usually fine.",
+            BAD,
+        ),
     ]
     assert reasons(rows) == {}
 
 
 def test_terse_english_answers_are_not_mistaken_for_another_language() -> None:
-    rows = [item(f"t{i}", "Which country has more obesity than China?", c, r) for i, (c, r) in enumerate([
-        ("China has more obesity than Vietnam", "China has more obesity than France"),
-        ("Sugar may increase the risk of cavities in children", "Sugar may cause children to go crazy"),
-    ])]
+    rows = [
+        item(f"t{i}", "Which country has more obesity than China?", c, r)
+        for i, (c, r) in enumerate(
+            [
+                ("China has more obesity than Vietnam", "China has more obesity than France"),
+                (
+                    "Sugar may increase the risk of cavities in children",
+                    "Sugar may cause children to go crazy",
+                ),
+            ]
+        )
+    ]
     assert reasons(rows) == {}
 
 
@@ -81,7 +107,11 @@ def test_banned_phrases_and_length_bounds_are_configurable_and_explained() -> No
         "long": "chosen_too_long",
     }
     assert json.loads(details["banned"]) == {"phrase": "As an AI language model"}
-    assert json.loads(details["long"]) == {"field": "chosen", "chars": len(GOOD) * 2 + 1, "words": len(GOOD.split()) * 2}
+    assert json.loads(details["long"]) == {
+        "field": "chosen",
+        "chars": len(GOOD) * 2 + 1,
+        "words": len(GOOD.split()) * 2,
+    }
 
 
 def test_pii_detail_names_the_kinds_found() -> None:
