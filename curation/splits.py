@@ -25,7 +25,9 @@ def assign_splits(
         .group_by("_group")
         .len()
         .with_columns(
-            _order=pl.col("_group").map_elements(lambda g: xxhash.xxh64_intdigest(f"{seed}:{g}".encode()), pl.UInt64)
+            _order=pl.col("_group").map_elements(
+                lambda g: xxhash.xxh64_intdigest(f"{seed}:{g}".encode()), pl.UInt64
+            )
         )
         .sort("_order", "_group")
         .with_columns(_before=pl.col("len").cum_sum() - pl.col("len"))

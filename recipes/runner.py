@@ -120,7 +120,7 @@ def read_source(
             generator.per_trait if limit is None else min(generator.per_trait, math.ceil(limit / len(traits)))
         )
         out = generate_from_bank(
-            generator.bank or recipe.domain,
+            generator.bank_path(recipe.domain),
             traits=traits,
             per_trait=per_trait,
             on_item=lambda n: tick("generating", n),

@@ -90,15 +90,26 @@ class TemplateGenerate(Spec):
     """Offline generation from the template banks (the default)."""
 
     kind: Literal["template"] = "template"
-    bank: str | None = None  # default: the recipe's domain
+    bank: str | None = None  # a built-in bank name or a bank .yaml file; default: the recipe's domain
     per_trait: int = Field(1200, ge=1)  # items generated per trait before dedupe
 
     @field_validator("bank")
     @classmethod
-    def _bank_exists(cls, value: str | None) -> str | None:
-        if value is not None and not (BANKS_DIR / f"{value}.yaml").exists():
+    def _bank_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if value.endswith((".yaml", ".yml")):
+            path = Path((info.context or {}).get("base", ".")) / value
+            if not path.is_file():
+                raise ValueError(f"file not found: {value} (looked in {path.resolve()})")
+            return str(path.resolve())
+        if not (BANKS_DIR / f"{value}.yaml").exists():
             raise ValueError(f"unknown template bank {value!r}; known: {', '.join(available_banks())}")
         return value
+
+    def bank_path(self, domain: str) -> Path:
+        name = self.bank or domain
+        return Path(name) if name.endswith((".yaml", ".yml")) else BANKS_DIR / f"{name}.yaml"
 
 
 Generate = Annotated[TemplateGenerate, Field(discriminator="kind")]
@@ -143,6 +154,12 @@ class Recipe(Spec):
             raise ValueError("missing 'trait' (or 'traits'): which trait does this recipe teach?")
         if self.source and self.generate:
             raise ValueError("give either 'source' (read pairs from a file) or 'generate', not both")
+        generator = self.generator
+        if isinstance(generator, TemplateGenerate) and not generator.bank_path(self.domain).exists():
+            raise ValueError(
+                f"domain {self.domain!r} has no built-in template bank ({', '.join(available_banks())}): "
+                "give generate.bank (a bank name or .yaml file) or a source"
+            )
         return self
 
     @property

@@ -65,11 +65,10 @@ def _read_jsonl(path: str) -> pl.DataFrame:
 
 def require_columns(frame: pl.DataFrame, path: str, mapping: dict[str, str | None]) -> None:
     """Each recipe field that maps a column must name a column the file has."""
+    columns = [c for c in frame.columns if c not in (ROW, ERROR)]
     for field, column in mapping.items():
-        if column is not None and column not in frame.columns:
-            raise SourceError(
-                f"{path}: source.{field}: no column {column!r}; columns: {', '.join(frame.columns)}"
-            )
+        if column is not None and column not in columns:
+            raise SourceError(f"{path}: source.{field}: no column {column!r}; columns: {', '.join(columns)}")
 
 
 def apply_where(frame: pl.DataFrame, where: dict[str, list[str] | str], path: str) -> pl.DataFrame:

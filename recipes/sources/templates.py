@@ -102,14 +102,15 @@ def _validated(model: type[_Model], data: Any, path: Path) -> Any:
         raise BankError(f"{path}: {loc}: {err['msg']}") from exc
 
 
+SHARED_SCENARIOS = BANKS_DIR / "scenarios.yaml"
+
+
 @cache
-def load_bank(name: str, banks_dir: Path = BANKS_DIR) -> tuple[Bank, tuple[Scenario, ...]]:
+def load_bank(path: Path, shared_path: Path = SHARED_SCENARIOS) -> tuple[Bank, tuple[Scenario, ...]]:
     """A domain bank and the scenario templates that apply to it (shared + its own)."""
-    path = banks_dir / f"{name}.yaml"
     if not path.exists():
-        raise BankError(f"no template bank {name!r} in {banks_dir}")
+        raise BankError(f"no template bank at {path}")
     bank = _validated(Bank, _load_yaml(path), path)
-    shared_path = banks_dir / "scenarios.yaml"
     shared = (_load_yaml(shared_path) or {}) if shared_path.exists() else {}
     scenarios = [_validated(Scenario, s, shared_path) for s in shared.get("scenarios", [])]
     scenarios += bank.scenarios
@@ -145,7 +146,7 @@ def _slots(record: _Model) -> dict[str, str]:
 
 
 def generate_from_bank(
-    bank_name: str,
+    bank_path: Path,
     *,
     domain: str,
     traits: list[str],
@@ -154,7 +155,8 @@ def generate_from_bank(
     recipe_hash: str,
     on_item: Any = None,
 ) -> SourceOutput:
-    bank, scenarios = load_bank(bank_name)
+    bank, scenarios = load_bank(bank_path)
+    bank_name = bank_path.stem
     out = SourceOutput()
     personas = [_slots(p) for p in bank.personas]
     pools = {"fact": bank.facts, "oversight": bank.oversight}

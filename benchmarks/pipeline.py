@@ -1,0 +1,88 @@
+"""Offline pipeline throughput: built-in recipes → versions on disk.
+
+Runs the six built-in domain recipes (template generation → exact dedupe → splits →
+versioned Parquet + manifest + card) sized so their items add up to each target, and
+prints items/s and peak RSS. The baseline, measured in the same run, is template
+generation alone (no curation, no writing): the ratio shows what the rest of the
+pipeline costs on top of producing the rows. Goal (issue 2): 100k items end to end in
+<= 20 s on 2 cores.
+
+    python benchmarks/pipeline.py              # 10k and 100k
+    python benchmarks/pipeline.py --sizes 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from curation.store import Store
+from recipes.runner import run_recipe
+from recipes.sources.templates import generate_from_bank
+from recipes.spec import builtin_recipes, load_recipe
+
+DOMAINS = ("health", "science", "education", "law", "engineering", "finance")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_pipeline(total: int, store_root: Path) -> tuple[int, float]:
+    per_trait = -(-total // (2 * len(DOMAINS)))
+    start = time.perf_counter()
+    written = 0
+    for domain in DOMAINS:
+        recipe = load_recipe(builtin_recipes()[domain])
+        recipe = recipe.model_copy(
+            update={"generate": recipe.generator.model_copy(update={"per_trait": per_trait})}
+        )
+        version = run_recipe(recipe, Store(store_root)).version
+        written += sum(version.manifest["rows"].values())
+    return written, time.perf_counter() - start
+
+
+def generate_only(total: int) -> tuple[int, float]:
+    per_trait = -(-total // (2 * len(DOMAINS)))
+    start = time.perf_counter()
+    made = 0
+    for domain in DOMAINS:
+        recipe = load_recipe(builtin_recipes()[domain])
+        out = generate_from_bank(
+            recipe.generator.bank_path(domain),
+            domain=domain,
+            traits=recipe.trait_list,
+            per_trait=per_trait,
+            seed=0,
+            recipe_hash="bench",
+        )
+        made += len(out.rows)
+    return made, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    args = parser.parse_args()
+    generate_only(1_000)  # warm the bank cache and imports so both sides start equal
+    columns = ("items", "written", "seconds", "items/s", "gen-only s", "ratio", "peak RSS MiB")
+    print(" ".join(f"{c:>{max(8, len(c))}}" for c in columns))
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            made, gen_seconds = generate_only(size)
+            written, seconds = run_pipeline(size, Path(tmp))
+        ratio = seconds / gen_seconds
+        print(
+            f"{size:>8} {written:>8} {seconds:>8.2f} {written / seconds:>9.0f} {gen_seconds:>10.2f} "
+            f"{ratio:>5.2f}x {peak_rss_mib():>12.0f}"
+        )
+        if size >= 100_000:
+            verdict = "meets" if seconds <= 20 else "misses"
+            print(f"goal: 100k items end to end in <= 20 s: {seconds:.1f} s ({verdict} the goal)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "truthfulqa" / "TruthfulQA.csv").exists():
+        pytest.skip(f"public datasets not found at {SHARED_DATA} (../shared/data beside the repo)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+def write_recipe(folder: Path, text: str, name: str = "recipe.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
