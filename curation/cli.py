@@ -132,7 +132,7 @@ def decontam(
     ngram: Annotated[int, typer.Option(min=4, help="Long n-gram size (words).")] = 13,
     containment: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="Char 5-gram containment bound.")
-    ] = 0.6,
+    ] = 0.7,
 ) -> None:
     """Remove rows that overlap evaluation benchmarks (long n-grams, shingle containment)."""
     benchmarks = [parse_benchmark(a) for a in against]

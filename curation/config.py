@@ -58,7 +58,7 @@ class DecontamConfig(Config):
     short_ngram: int = Field(8, ge=3)  # for benchmark texts shorter than `short_below` words
     short_below: int = Field(20, ge=1)
     min_words: int = Field(3, ge=1)  # benchmark texts shorter than this are not checked
-    containment: float = Field(0.6, gt=0, le=1)  # share of a benchmark text's char 5-grams in the item
+    containment: float = Field(0.7, gt=0, le=1)  # share of a benchmark text's char 5-grams in the item
     examples: int = Field(3, ge=0)
 
 

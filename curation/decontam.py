@@ -31,7 +31,9 @@ from curation.text import texts
 
 CHAR_SCHEME = MinHashScheme(shingle="char", ngram=5)
 COMMON_SHARE = 0.02  # a 5-gram in more than this share of benchmark texts is not informative
-MIN_INFORMATIVE = 4  # a benchmark text needs this many informative 5-grams for containment
+# Containment needs this many informative 5-grams: on shorter texts ("Nothing will happen", "Are you
+# a human?") a few shared 5-grams are chance, and the whole-text n-gram test covers verbatim copies.
+MIN_INFORMATIVE = 8
 ITEM_BATCH = 4096
 
 
@@ -103,26 +105,52 @@ class BenchmarkIndex:
         )
 
     def _containment_hits(self, items: pl.Series, threshold: float) -> pl.DataFrame:
+        """Benchmark texts whose informative 5-grams the item holds, close together.
+
+        The shared 5-grams must fall inside one stretch of the item at most 1.5x the benchmark
+        text's length: a long prompt holds many 5-grams, and a short benchmark text's few
+        informative ones can all turn up in it, scattered, by chance.
+        """
         if self.shingles.height == 0:
             return _no_hits()
-        shared = (
-            _shingle_frame(items, np.arange(len(items)), column="row")
-            .join(self.shingles, on="hash")
-            .group_by("row", "text")
-            .len("shared")
+        hashes, offsets = CHAR_SCHEME.shingles(items)
+        counts = np.diff(offsets)
+        positions = pl.DataFrame(
+            {
+                "hash": hashes,
+                "row": np.repeat(np.arange(len(items)), counts),
+                "pos": np.arange(len(hashes)) - np.repeat(offsets[:-1], counts),
+            }
+        ).join(self.shingles, on="hash")
+        candidates = (
+            positions.group_by("row", "text")
+            .agg(shared=pl.col("hash").n_unique(), pos=pl.col("pos").sort())
             .join(self.sizes, on="text")
-            .with_columns(score=pl.col("shared") / pl.col("size"))
+            .filter(pl.col("shared") / pl.col("size") >= threshold)
+        )
+        scores = [
+            _window_count(np.asarray(pos), int(1.5 * len(self.texts[text]))) / size
+            for pos, text, size in candidates.select("pos", "text", "size").iter_rows()
+        ]
+        hits = (
+            candidates.with_columns(score=pl.Series(scores, dtype=pl.Float64))
             .filter(pl.col("score") >= threshold)
             .sort(["row", "score", "text"], descending=[False, True, False])
             .unique("row", keep="first", maintain_order=True)
         )
-        return shared.select(
+        return hits.select(
             "row",
             "text",
             kind=pl.lit("containment"),
             span=pl.col("text").map_elements(lambda t: self.texts[t], return_dtype=pl.String),
             score="score",
         )
+
+
+def _window_count(positions: np.ndarray, width: int) -> int:
+    """The most positions inside any window of ``width`` (positions sorted)."""
+    ends = np.searchsorted(positions, positions + width, side="left")
+    return int((ends - np.arange(len(positions))).max()) if len(positions) else 0
 
 
 def _shingle_frame(series: pl.Series, ids: np.ndarray, column: str = "text") -> pl.DataFrame:
@@ -172,7 +200,7 @@ class Decontaminate:
                         "match": kind,
                         "span": span,
                         "score": round(score, 3),
-                        "row": text,
+                        "text": index.texts[text],
                     }
                 )
             ids = items["id"] if "id" in items.columns else pl.Series(np.arange(items.height).astype(str))

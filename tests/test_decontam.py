@@ -23,11 +23,12 @@ WRAPPERS = [
 
 
 def lightly_edited(question: str, rnd: random.Random) -> str:
-    """One filler word inserted, and for longer questions one word dropped as well."""
+    """One edit: a filler word inserted, or (in questions of 12+ words) one word dropped."""
     words = question.rstrip("?").split()
-    words.insert(rnd.randrange(1, len(words) + 1), rnd.choice(FILLERS))
-    if len(words) >= 12:
+    if len(words) >= 12 and rnd.random() < 0.5:
         del words[rnd.randrange(1, len(words))]
+    else:
+        words.insert(rnd.randrange(1, len(words) + 1), rnd.choice(FILLERS))
     return " ".join(words) + "?"
 
 
