@@ -63,14 +63,14 @@ def corpus(n: int, seed: int = 0) -> tuple[list[str], list[list[int]]]:
     starts = np.concatenate([[0], np.cumsum(lengths)])
     docs = [words[starts[i] : starts[i + 1]] for i in range(n)]
     families: dict[int, list[int]] = {}
+    root_of: dict[int, int] = {}
     variant_rows = np.flatnonzero(rng.random(n) < 0.10)
     for row in variant_rows[variant_rows > 0]:
         source = int(rng.integers(0, row))
-        while source in families and row in families[source]:
-            source = int(rng.integers(0, row))
-        root = next((k for k, v in families.items() if source in v), source)
+        root = root_of.get(source, source)
         docs[row] = _edit(docs[source], rng, vocab)
         families.setdefault(root, [root]).append(int(row))
+        root_of[int(row)] = root
     texts = [" ".join(vocab[d]) for d in docs]
     return texts, list(families.values())
 
