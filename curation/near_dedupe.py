@@ -42,8 +42,12 @@ class NearDedupe:
     def __call__(self, items: pl.DataFrame) -> StageResult:
         reference = self.reference if self.reference is not None else items.clear()
         columns = field_columns(self.config.field)
-        both = pl.concat(
-            [_keyed(reference, True, columns), _keyed(items, False, columns)], how="vertical_relaxed"
+        keyed = _keyed(items, False, columns)
+        # Without a reference, skip the concat: it would copy every text once more.
+        both = (
+            pl.concat([_keyed(reference, True, columns), keyed], how="vertical_relaxed")
+            if reference.height
+            else keyed
         )
         sigs = self.scheme.signatures(texts(both, self.config.field), progress=self.progress)
         index = LSHIndex(self.scheme, self.config.threshold)

@@ -48,6 +48,9 @@ def column_text(frame: pl.DataFrame, column: str) -> pl.Expr:
 
 
 def texts(frame: pl.DataFrame, field: str) -> pl.Series:
+    columns = check_field(frame, field)
+    if len(columns) == 1 and frame.schema[columns[0]] == pl.String and not frame[columns[0]].null_count():
+        return frame[columns[0]]  # already plain text: no copy
     return frame.select(text_expr(frame, field).alias("text"))["text"]
 
 
