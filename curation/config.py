@@ -58,7 +58,8 @@ class DecontamConfig(Config):
     short_ngram: int = Field(8, ge=3)  # for benchmark texts shorter than `short_below` words
     short_below: int = Field(20, ge=1)
     min_words: int = Field(3, ge=1)  # benchmark texts shorter than this are not checked
-    containment: float = Field(0.7, gt=0, le=1)  # share of a benchmark text's char 5-grams in the item
+    # share of a benchmark text's informative char 5-grams found in one stretch of the item
+    containment: float = Field(0.7, gt=0, le=1)
     examples: int = Field(3, ge=0)
 
 

@@ -6,7 +6,8 @@ Two tests, both on normalized text (lower case, punctuation ignored):
   ``short_ngram`` (8) words of a text under ``short_below`` words; a text shorter than that must
   appear whole. This catches verbatim and re-punctuated copies.
 - shingle containment: the share of a benchmark text's informative character 5-grams found in
-  the item reaches ``containment``; this catches light edits (a word swapped, added or dropped).
+  one stretch of the item (at most 1.5x the benchmark text's length) reaches ``containment``;
+  this catches light edits (a word inserted or dropped).
   It is computed exactly with a hash join rather than estimated from MinHash sketches: benchmarks
   are small, and exact beats an estimate. 5-grams that occur in more than 2% of the benchmark's
   texts ("what ", "s the") are ignored on both sides: they say nothing about which text matched.
