@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
-from curation.exact import ExactDedupe
+from curation.near_dedupe import reference_items
+from curation.pipeline import curation_stages
 from curation.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
 from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, run_stages
@@ -70,11 +71,13 @@ def run_recipe(
             {"over_limit": len(source.rows) - limit},
         )
 
-    items, dropped = run_stages(items, llm_stages(recipe, llm, tick) + build_stages(recipe), funnel)
+    stages = llm_stages(recipe, llm, tick) + build_stages(recipe, store, tick)
+    items, dropped = run_stages(items, stages, funnel)
     tick("curated", items.height)
     items = assign_splits(items, recipe.test_fraction, seed)
     accepted = items.filter(pl.col("status") != "routed")
     routed = items.filter(pl.col("status") == "routed")
+    funnel.add("accept", items.height, accepted.height, {"routed": routed.height} if routed.height else {})
 
     parent = store.latest(recipe.dataset_name)
     version = store.write_version(
@@ -146,9 +149,15 @@ def read_source(
     return out
 
 
-def build_stages(recipe: Recipe) -> list[Stage]:
-    """The curation stages a recipe asks for, in order."""
-    return [ExactDedupe()]
+def build_stages(recipe: Recipe, store: Store | None = None, tick: Progress | None = None) -> list[Stage]:
+    """The curation stages a recipe asks for, in order (its ``curation:`` block)."""
+    against = recipe.curation.dedupe.against
+    reference = None
+    if against:
+        if store is None:
+            raise RecipeError(f"recipe {recipe.name!r}: curation.dedupe.against needs a store")
+        reference = reference_items(store, recipe.dataset_name, against)
+    return curation_stages(recipe.curation, reference=reference, reference_name=", ".join(against), tick=tick)
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from curation.config import CurationConfig
 from curation.traits import TRAITS, VIOLATIONS, known_traits
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -218,6 +219,15 @@ class Recipe(Spec):
     seed: int = 0
     license: str | None = None  # license of the recipe's own text, when not the template banks'
     annotation: AnnotationSpec | None = None
+    curation: CurationConfig = CurationConfig()  # filters, dedupe, decontamination, routing
+
+    @field_validator("curation")
+    @classmethod
+    def _benchmark_paths(cls, value: CurationConfig, info: ValidationInfo) -> CurationConfig:
+        """Benchmark files resolve against the recipe's folder, like source paths."""
+        decontam = value.decontam
+        benchmarks = [b.model_copy(update={"path": _resolve_path(b.path, info)}) for b in decontam.benchmarks]
+        return value.model_copy(update={"decontam": decontam.model_copy(update={"benchmarks": benchmarks})})
 
     @model_validator(mode="after")
     def _one_way_in(self) -> Recipe:

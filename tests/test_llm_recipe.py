@@ -96,8 +96,11 @@ def test_second_run_makes_zero_calls_and_writes_the_same_items(fake, tmp_path):
 def test_judge_alternates_the_order_and_a_position_biased_judge_shows_as_low_confidence(tmp_path):
     with FakeOpenAI(judge="A") as fake:
         text = llm_recipe(fake.url, topics=1, per_topic=2, extra="judge: {kind: llm, votes: 3}\n")
-        frame = run_recipe(load_recipe(write_recipe(tmp_path, text)), Store(tmp_path / "s")).version.frame()
+        version = run_recipe(load_recipe(write_recipe(tmp_path, text)), Store(tmp_path / "s")).version
         requests = judge_requests(fake)
+    # A 2-to-1 split vote is ambiguous: routing sends every item to people, none is accepted.
+    frame = pl.from_arrow(version.side("routed"))
+    assert version.frame().height == 0 and frame.height > 0
     assert len(requests) == 3 * frame.height
     by_item: dict[str, list[bool]] = {}
     for r in sorted(requests, key=lambda r: r["seed"]):
@@ -109,7 +112,8 @@ def test_judge_alternates_the_order_and_a_position_biased_judge_shows_as_low_con
     for row in frame.iter_rows(named=True):
         assert row["judge"]["votes"] == ["chosen", "rejected", "chosen"]  # vote 1 had the order swapped
         assert row["judge"]["confidence"] == pytest.approx(2 / 3)
-        assert row["ambiguity"] == pytest.approx(1 / 3) and row["ambiguity_reasons"] == []
+        assert row["status"] == "routed" and "judge_votes_split" in row["ambiguity_reasons"]
+        assert "judge_disagrees_with_label" not in row["ambiguity_reasons"]  # the majority agrees
 
 
 def test_a_judge_that_disagrees_marks_the_item_ambiguous_and_never_flips_the_label(tmp_path):
@@ -129,7 +133,9 @@ def test_judge_runs_on_template_items_too(fake, tmp_path):
         f"llm: {{base_url: {fake.url}, model: fake-model, api_key_env: null}}\n"
         "judge: {kind: llm, votes: 1}\n"
     )
-    frame = run_recipe(load_recipe(write_recipe(tmp_path, text)), Store(tmp_path / "s")).version.frame()
+    version = run_recipe(load_recipe(write_recipe(tmp_path, text)), Store(tmp_path / "s")).version
+    # accepted and routed together: whether the fake judge agrees decides routing, not judging
+    frame = pl.concat([version.frame(), pl.from_arrow(version.side("routed"))])
     assert frame.height == 6 and all(len(j["votes"]) == 1 for j in frame["judge"])
     assert len(judge_requests(fake)) == 6
 

@@ -55,7 +55,7 @@ def test_run_covers_both_traits_and_violation_kinds_with_contrastive_labels(tmp_
         "resisting_correction",
     } <= violations
     stages = [s["stage"] for s in result.funnel]
-    assert stages[:2] == ["source", "exact_dedupe"]
+    assert stages[0] == "source" and "exact_dedupe" in stages
     assert result.funnel[0]["out"] == result.funnel[1]["in"]
     assert sum(result.version.manifest["rows"].values()) == result.funnel[-1]["out"]
 

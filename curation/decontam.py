@@ -1,0 +1,242 @@
+"""Decontamination: drop items that overlap a benchmark the model will be evaluated on.
+
+Two tests, both on normalized text (lower case, punctuation ignored):
+
+- long n-gram overlap: the item contains a run of ``ngram`` (13) words of a benchmark text, or
+  ``short_ngram`` (8) words of a text under ``short_below`` words; a text shorter than that must
+  appear whole. This catches verbatim and re-punctuated copies.
+- shingle containment: the share of a benchmark text's informative character 5-grams found in
+  one stretch of the item (at most 1.5x the benchmark text's length) reaches ``containment``;
+  this catches light edits (a word inserted or dropped).
+  It is computed exactly with a hash join rather than estimated from MinHash sketches: benchmarks
+  are small, and exact beats an estimate. 5-grams that occur in more than 2% of the benchmark's
+  texts ("what ", "s the") are ignored on both sides: they say nothing about which text matched.
+
+Motivation: UltraFeedback shipped TruthfulQA prompts and had to be re-released cleaned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from curation.config import Benchmark, DecontamConfig
+from curation.io import read_columns
+from curation.minhash import MinHashScheme
+from curation.stage import StageResult, drop_rows
+from curation.text import texts
+
+CHAR_SCHEME = MinHashScheme(shingle="char", ngram=5)
+COMMON_SHARE = 0.02  # a 5-gram in more than this share of benchmark texts is not informative
+# Containment needs this many informative 5-grams: on shorter texts ("Nothing will happen", "Are you
+# a human?") a few shared 5-grams are chance, and the whole-text n-gram test covers verbatim copies.
+MIN_INFORMATIVE = 8
+ITEM_BATCH = 4096
+
+
+@dataclass
+class BenchmarkIndex:
+    """Hashed n-grams and 5-gram shingles of one benchmark's texts."""
+
+    name: str
+    texts: list[str]
+    ngrams: dict[int, pl.DataFrame]  # n → (hash, text, pos)
+    shingles: pl.DataFrame  # (hash, text) over informative 5-grams
+    sizes: pl.DataFrame  # (text, size): informative 5-grams per text
+
+    @classmethod
+    def build(cls, name: str, bench_texts: list[str], config: DecontamConfig) -> BenchmarkIndex:
+        series = pl.Series(bench_texts, dtype=pl.String)
+        words = series.str.to_lowercase().str.extract_all(r"\w+").list.len().to_numpy()
+        sizes = np.where(words >= config.short_below, config.ngram, np.minimum(config.short_ngram, words))
+        ngrams: dict[int, pl.DataFrame] = {}
+        for n in np.unique(sizes[words >= config.min_words]):
+            rows = np.flatnonzero((sizes == n) & (words >= config.min_words))
+            hashes, offsets = MinHashScheme(shingle="word", ngram=int(n)).shingles(series.gather(rows))
+            counts = np.diff(offsets)
+            ngrams[int(n)] = pl.DataFrame(
+                {
+                    "hash": hashes,
+                    "text": np.repeat(rows, counts),
+                    "pos": np.arange(len(hashes)) - np.repeat(offsets[:-1], counts),
+                }
+            ).unique("hash", keep="first", maintain_order=True)
+        eligible = pl.Series(np.flatnonzero(words >= config.min_words))
+        shingles = _shingle_frame(series.gather(eligible), eligible.to_numpy())
+        frequency = shingles.group_by("hash").len()
+        limit = max(2, int(COMMON_SHARE * len(bench_texts)))
+        informative = shingles.join(frequency.filter(pl.col("len") <= limit).select("hash"), on="hash")
+        size = informative.group_by("text").len("size").filter(pl.col("size") >= MIN_INFORMATIVE)
+        return cls(name, bench_texts, ngrams, informative.join(size.select("text"), on="text"), size)
+
+    def match(self, items: pl.Series, config: DecontamConfig) -> pl.DataFrame:
+        """(row, text, kind, span, score) for each item row that overlaps; one row per item at most."""
+        found = [self._ngram_hits(items, n) for n in sorted(self.ngrams, reverse=True)]
+        found.append(self._containment_hits(items, config.containment))
+        hits = (
+            pl.concat([f for f in found if f.height], how="vertical_relaxed")
+            if any(f.height for f in found)
+            else _no_hits()
+        )
+        return hits.unique("row", keep="first", maintain_order=True).sort("row")
+
+    def _ngram_hits(self, items: pl.Series, n: int) -> pl.DataFrame:
+        hashes, offsets = MinHashScheme(shingle="word", ngram=n).shingles(items)
+        rows = np.repeat(np.arange(len(items)), np.diff(offsets))
+        hits = (
+            pl.DataFrame({"hash": hashes, "row": rows})
+            .join(self.ngrams[n], on="hash")
+            .unique("row", keep="first", maintain_order=True)
+        )
+        words = [t.lower() for t in self.texts]
+        spans = [
+            " ".join(pl.Series([words[t]]).str.extract_all(r"\w+")[0].to_list()[p : p + n])
+            for t, p in zip(hits["text"], hits["pos"], strict=True)
+        ]
+        return hits.select(
+            "row",
+            "text",
+            kind=pl.lit(f"{n}-gram"),
+            span=pl.Series(spans, dtype=pl.String),
+            score=pl.lit(1.0),
+        )
+
+    def _containment_hits(self, items: pl.Series, threshold: float) -> pl.DataFrame:
+        """Benchmark texts whose informative 5-grams the item holds, close together.
+
+        The shared 5-grams must fall inside one stretch of the item at most 1.5x the benchmark
+        text's length: a long prompt holds many 5-grams, and a short benchmark text's few
+        informative ones can all turn up in it, scattered, by chance.
+        """
+        if self.shingles.height == 0:
+            return _no_hits()
+        hashes, offsets = CHAR_SCHEME.shingles(items)
+        counts = np.diff(offsets)
+        positions = pl.DataFrame(
+            {
+                "hash": hashes,
+                "row": np.repeat(np.arange(len(items)), counts),
+                "pos": np.arange(len(hashes)) - np.repeat(offsets[:-1], counts),
+            }
+        ).join(self.shingles, on="hash")
+        candidates = (
+            positions.group_by("row", "text")
+            .agg(shared=pl.col("hash").n_unique(), pos=pl.col("pos").sort())
+            .join(self.sizes, on="text")
+            .filter(pl.col("shared") / pl.col("size") >= threshold)
+        )
+        scores = [
+            _window_count(np.asarray(pos), int(1.5 * len(self.texts[text]))) / size
+            for pos, text, size in candidates.select("pos", "text", "size").iter_rows()
+        ]
+        hits = (
+            candidates.with_columns(score=pl.Series(scores, dtype=pl.Float64))
+            .filter(pl.col("score") >= threshold)
+            .sort(["row", "score", "text"], descending=[False, True, False])
+            .unique("row", keep="first", maintain_order=True)
+        )
+        return hits.select(
+            "row",
+            "text",
+            kind=pl.lit("containment"),
+            span=pl.col("text").map_elements(lambda t: self.texts[t], return_dtype=pl.String),
+            score="score",
+        )
+
+
+def _window_count(positions: np.ndarray, width: int) -> int:
+    """The most positions inside any window of ``width`` (positions sorted)."""
+    ends = np.searchsorted(positions, positions + width, side="left")
+    return int((ends - np.arange(len(positions))).max()) if len(positions) else 0
+
+
+def _shingle_frame(series: pl.Series, ids: np.ndarray, column: str = "text") -> pl.DataFrame:
+    hashes, offsets = CHAR_SCHEME.shingles(series)
+    return pl.DataFrame({"hash": hashes, column: np.repeat(ids, np.diff(offsets))}).unique()
+
+
+def _no_hits() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"row": pl.Int64, "text": pl.Int64, "kind": pl.String, "span": pl.String, "score": pl.Float64}
+    )
+
+
+def load_benchmark(benchmark: Benchmark) -> list[str]:
+    frame = read_columns(benchmark.path, benchmark.columns, benchmark.split)
+    values = frame.select(pl.concat_list(pl.all().cast(pl.String))).to_series().explode().drop_nulls()
+    return values.filter(values.str.strip_chars() != "").unique(maintain_order=True).to_list()
+
+
+@dataclass
+class Decontaminate:
+    config: DecontamConfig = field(default_factory=DecontamConfig)
+    benchmarks: dict[str, list[str]] | None = None  # name → texts; default: load config.benchmarks
+    progress: Callable[[int], None] | None = None
+    name: str = "decontam"
+
+    def __call__(self, items: pl.DataFrame) -> StageResult:
+        named = (
+            self.benchmarks
+            if self.benchmarks is not None
+            else {b.label: load_benchmark(b) for b in self.config.benchmarks}
+        )
+        indexes = [BenchmarkIndex.build(name, bench, self.config) for name, bench in named.items()]
+        item_texts = texts(items, self.config.field)
+        reason = np.full(items.height, None, dtype=object)
+        detail = np.full(items.height, "{}", dtype=object)
+        report = []
+        for index in indexes:
+            hits = self._hits(index, item_texts, reason)
+            for row, kind, span, score, text in hits.select(
+                "row", "kind", "span", "score", "text"
+            ).iter_rows():
+                reason[row] = "contaminated"
+                detail[row] = json.dumps(
+                    {
+                        "benchmark": index.name,
+                        "match": kind,
+                        "span": span,
+                        "score": round(score, 3),
+                        "text": index.texts[text],
+                    }
+                )
+            ids = items["id"] if "id" in items.columns else pl.Series(np.arange(items.height).astype(str))
+            report.append(
+                {
+                    "name": index.name,
+                    "checked": items.height,
+                    "removed": hits.height,
+                    "examples": [
+                        {"id": str(ids[row]), "span": span}
+                        for row, span in hits.head(self.config.examples).select("row", "span").iter_rows()
+                    ],
+                }
+            )
+        marked = items.with_columns(
+            _reason=pl.Series(reason.tolist(), dtype=pl.String),
+            _detail=pl.Series(detail.tolist(), dtype=pl.String),
+        )
+        result = drop_rows(
+            marked, pl.col("_reason").is_not_null(), self.name, pl.col("_reason"), pl.col("_detail")
+        )
+        result.kept = result.kept.drop("_reason", "_detail")
+        result.dropped = result.dropped.drop("_reason", "_detail")
+        result.report = {"benchmarks": report}
+        return result
+
+    def _hits(self, index: BenchmarkIndex, item_texts: pl.Series, taken: np.ndarray) -> pl.DataFrame:
+        """Matches of rows no earlier benchmark claimed, in batches so memory stays bounded."""
+        parts = []
+        for start in range(0, len(item_texts), ITEM_BATCH):
+            batch = item_texts.slice(start, ITEM_BATCH)
+            hits = index.match(batch, self.config).with_columns(pl.col("row") + start)
+            parts.append(hits)
+            if self.progress:
+                self.progress(len(batch))
+        hits = pl.concat(parts) if parts else _no_hits()
+        free = np.array([taken[r] is None for r in hits["row"].to_list()], dtype=bool)
+        return hits.filter(pl.Series(free)) if len(free) else hits
