@@ -1,8 +1,10 @@
 """Offline pipeline throughput: built-in recipes → versions on disk.
 
-Runs the six built-in domain recipes (template generation → exact dedupe → splits →
+Runs the six built-in domain recipes (template generation → curation → splits →
 versioned Parquet + manifest + card) sized so their items add up to each target, and
-prints items/s and peak RSS. The baseline, measured in the same run, is template
+prints items/s and peak RSS, twice: with issue 3's curation stages off (generate → exact
+dedupe → version, the path issue 2 set the goal for) and with the default stages on
+(quality filters, MinHash near-dedupe, ambiguity routing). The baseline, measured in the same run, is template
 generation alone (no curation, no writing): the ratio shows what the rest of the
 pipeline costs on top of producing the rows. Goal (issue 2): 100k items end to end in
 <= 20 s on 2 cores.
@@ -19,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from curation.config import CurationConfig, DedupeConfig, FilterConfig, RouteConfig
 from curation.store import Store
 from recipes.runner import run_recipe
 from recipes.sources.templates import generate_from_bank
@@ -31,16 +34,22 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_pipeline(total: int, store_root: Path) -> tuple[int, float]:
+# The issue-2 path (generate → exact dedupe → splits → version) with issue 3's stages switched off.
+NO_CURATION = CurationConfig(
+    filter=FilterConfig(enabled=False), dedupe=DedupeConfig(enabled=False), route=RouteConfig(enabled=False)
+)
+
+
+def run_pipeline(total: int, store_root: Path, curation: bool = True) -> tuple[int, float]:
     per_trait = -(-total // (2 * len(DOMAINS)))
     start = time.perf_counter()
     written = 0
     for domain in DOMAINS:
         recipe = load_recipe(builtin_recipes()[domain])
-        recipe = recipe.model_copy(
-            update={"generate": recipe.generator.model_copy(update={"per_trait": per_trait})}
-        )
-        version = run_recipe(recipe, Store(store_root)).version
+        update = {"generate": recipe.generator.model_copy(update={"per_trait": per_trait})}
+        if not curation:
+            update["curation"] = NO_CURATION
+        version = run_recipe(recipe.model_copy(update=update), Store(store_root)).version
         written += sum(version.manifest["rows"].values())
     return written, time.perf_counter() - start
 
@@ -68,20 +77,21 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     args = parser.parse_args()
     generate_only(1_000)  # warm the bank cache and imports so both sides start equal
-    columns = ("items", "written", "seconds", "items/s", "gen-only s", "ratio", "peak RSS MiB")
+    columns = ("curation", "items", "written", "seconds", "items/s", "gen-only s", "ratio", "peak RSS MiB")
     print(" ".join(f"{c:>{max(8, len(c))}}" for c in columns))
     for size in args.sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            made, gen_seconds = generate_only(size)
-            written, seconds = run_pipeline(size, Path(tmp))
-        ratio = seconds / gen_seconds
-        print(
-            f"{size:>8} {written:>8} {seconds:>8.2f} {written / seconds:>9.0f} {gen_seconds:>10.2f} "
-            f"{ratio:>5.2f}x {peak_rss_mib():>12.0f}"
-        )
-        if size >= 100_000:
-            verdict = "meets" if seconds <= 20 else "misses"
-            print(f"goal: 100k items end to end in <= 20 s: {seconds:.1f} s ({verdict} the goal)")
+        made, gen_seconds = generate_only(size)
+        for curation in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                written, seconds = run_pipeline(size, Path(tmp), curation=curation)
+            ratio = seconds / gen_seconds
+            print(
+                f"{'full' if curation else 'off':>8} {size:>8} {written:>8} {seconds:>8.2f} "
+                f"{written / seconds:>9.0f} {gen_seconds:>10.2f} {ratio:>5.2f}x {peak_rss_mib():>12.0f}"
+            )
+            if size >= 100_000:
+                verdict = "meets" if seconds <= 20 else "misses"
+                print(f"goal: 100k items end to end in <= 20 s: {seconds:.1f} s ({verdict} the goal)")
 
 
 if __name__ == "__main__":

@@ -74,12 +74,11 @@ class QualityFilter:
         for name, bad in reversed(checks):
             reason = pl.when(bad.fill_null(False)).then(pl.lit(name)).otherwise(reason)
         marked = items.with_columns(_reason=reason)
-        marked = marked.with_columns(_detail=self._detail(marked, present, text))
-        result = drop_rows(
-            marked, pl.col("_reason").is_not_null(), self.name, pl.col("_reason"), pl.col("_detail")
-        )
-        result.kept = result.kept.drop("_reason", "_detail")
-        result.dropped = result.dropped.drop("_reason", "_detail")
+        result = drop_rows(marked, pl.col("_reason").is_not_null(), self.name, pl.col("_reason"))
+        # The detail (which phrase, which PII kinds, what length) is computed for dropped rows only.
+        result.dropped = result.dropped.with_columns(drop_detail=self._detail(result.dropped, present, text))
+        result.kept = result.kept.drop("_reason")
+        result.dropped = result.dropped.drop("_reason")
         if self.config.pii == "redact":
             result.report = {"pii": "redacted"}
         return result
@@ -172,18 +171,26 @@ def _normalized(text: pl.Expr) -> pl.Expr:
     return text.str.to_lowercase().str.replace_all(r"\W+", " ").str.strip_chars()
 
 
+LANGUAGE_SAMPLE_CHARS = 400  # function words are dense: the opening of a text decides its language
+
+
+def _word_count(text: pl.Expr, words: list[str]) -> pl.Expr:
+    """How many of ``words`` occur in ``text`` (whole words, any case): one regex pass in Rust."""
+    return text.str.count_matches(r"(?i)\b(?:" + "|".join(re.escape(w) for w in words) + r")\b")
+
+
 def _looks_english(text: pl.Expr) -> pl.Expr:
-    words = text.str.to_lowercase().str.extract_all(r"[^\W\d_]+")
+    sample = text.str.slice(0, LANGUAGE_SAMPLE_CHARS)
     english = FUNCTION_WORDS["en"].split()
-    votes = {
-        lang: words.list.eval(pl.element().is_in(list(set(ws.split()) - set(english)))).list.sum()
+    votes = [
+        _word_count(sample, sorted(set(ws.split()) - set(english)))
         for lang, ws in FUNCTION_WORDS.items()
         if lang != "en"
-    }
-    own = words.list.eval(pl.element().is_in(english)).list.sum()
-    foreign = pl.max_horizontal(list(votes.values()))
-    letters = text.str.count_matches(r"[^\W\d_]")
-    latin = text.str.count_matches(r"[A-Za-z]")
+    ]
+    own = _word_count(sample, english)
+    foreign = pl.max_horizontal(votes)
+    letters = sample.str.count_matches(r"[^\W\d_]")
+    latin = sample.str.count_matches(r"[A-Za-z]")
     return (latin >= LATIN_MIN_SHARE * letters) & ~((foreign >= 2) & (foreign > own))
 
 
