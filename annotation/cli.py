@@ -13,12 +13,11 @@ import typer
 from rich.table import Table
 
 from annotation.queue import DEFAULT_K, Queue
-from curation.console import clean_errors, console, err_console, progress_bar
+from curation.console import StoreOpt, clean_errors, console, err_console, progress_bar
 from curation.store import DEFAULT_STORE, Store
 
 app = typer.Typer(name="annotate", help="Human annotation: queue, web UI, agreement, merge, Argilla.")
 
-StoreOpt = Annotated[Path, typer.Option("--store", help="Dataset store folder.", envvar="TRAITDOSE_STORE")]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="Dataset name in the store.")]
 KOpt = Annotated[
     int | None,

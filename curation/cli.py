@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from curation.config import Benchmark, Bounds, DecontamConfig, DedupeConfig, FilterConfig
-from curation.console import clean_errors, console, funnel_table, progress_bar
+from curation.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
 from curation.decontam import Decontaminate
 from curation.diff import diff_versions
 from curation.io import WRITABLE, read_table, sibling, write_table
@@ -25,8 +25,6 @@ from curation.store import DEFAULT_STORE, Store
 app = typer.Typer(no_args_is_help=True)
 versions_app = typer.Typer(help="Inspect dataset versions in a store.", no_args_is_help=True)
 app.add_typer(versions_app, name="versions")
-
-StoreOpt = Annotated[Path, typer.Option("--store", help="Dataset store folder.", envvar="TRAITDOSE_STORE")]
 
 
 @versions_app.command("list")

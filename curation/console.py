@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +20,8 @@ from rich.progress import (
 from rich.table import Table
 
 console = Console()
+# The --store option every command that reads or writes a store takes.
+StoreOpt = Annotated[Path, typer.Option("--store", help="Dataset store folder.", envvar="TRAITDOSE_STORE")]
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -8,13 +8,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from curation.console import clean_errors, console
+from curation.console import StoreOpt, clean_errors, console
 from curation.store import DEFAULT_STORE, Store
 from data_cards.card import write_card_to
 
 app = typer.Typer(no_args_is_help=True)
 
-StoreOpt = Annotated[Path, typer.Option("--store", help="Dataset store folder.", envvar="TRAITDOSE_STORE")]
 RefArg = Annotated[str, typer.Argument(help="DATASET@vN (or DATASET for the latest).")]
 
 

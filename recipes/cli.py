@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from curation.console import clean_errors, console, funnel_table, progress_bar
+from curation.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
 from curation.store import DEFAULT_STORE, Store
 from recipes.runner import run_recipe
 from recipes.spec import builtin_recipes, find_recipe, load_recipe
@@ -16,8 +16,6 @@ from recipes.spec import builtin_recipes, find_recipe, load_recipe
 app = typer.Typer(no_args_is_help=True)
 recipe_app = typer.Typer(help="Show or validate one recipe.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
-
-StoreOpt = Annotated[Path, typer.Option("--store", help="Dataset store folder.", envvar="TRAITDOSE_STORE")]
 
 
 @app.command("recipes")

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from curation.console import clean_errors, console, err_console
+from curation.console import StoreOpt, clean_errors, console, err_console
 from curation.store import DEFAULT_STORE, Store
 
 app = typer.Typer(no_args_is_help=True)
@@ -18,8 +18,6 @@ reward_app = typer.Typer(
     help="The trait reward model: a Bradley–Terry head on the MiniLM encoder.", no_args_is_help=True
 )
 app.add_typer(reward_app, name="reward")
-
-StoreOpt = Annotated[Path, typer.Option("--store", help="Dataset store folder.", envvar="TRAITDOSE_STORE")]
 
 
 def _bar() -> Progress:

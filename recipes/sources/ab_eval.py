@@ -8,10 +8,9 @@ itself. The choice block is stripped from the prompt unless ``keep_choices`` is 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from recipes.sources.items import SourceOutput, make_item, prompt_messages
-from recipes.sources.tables import ERROR, ROW, apply_where, read_source_table, require_columns
+from recipes.sources.tables import apply_where, iter_records, read_source_table, require_columns, source_name
 from recipes.spec import ABEvalSource
 
 _CHOICES = re.compile(r"\n\s*Choices:\s*\n", re.IGNORECASE)
@@ -68,14 +67,8 @@ def read_ab_eval(
     )
     frame = apply_where(frame, source.where, source.path)
     out = SourceOutput(rows_read=frame.height)
-    name = Path(source.path).name if not source.path.startswith("hf:") else source.path
-    for record in frame.iter_rows(named=True):
-        if limit is not None and len(out.rows) >= limit:
-            break
-        row = record[ROW]
-        if record.get(ERROR):
-            out.reject(row, record[ERROR])
-            continue
+    name = source_name(source.path)
+    for row, record in iter_records(frame, out, limit):
         try:
             prompt_text, chosen, rejected = _pair(record, source)
         except ParseError as exc:

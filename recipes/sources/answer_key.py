@@ -7,10 +7,9 @@ seeded shuffle, never the same pair twice. All pairs of one question share a spl
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 from recipes.sources.items import SourceOutput, make_item, prompt_messages
-from recipes.sources.tables import ERROR, ROW, apply_where, read_source_table, require_columns
+from recipes.sources.tables import apply_where, iter_records, read_source_table, require_columns, source_name
 from recipes.spec import AnswerKeySource
 
 
@@ -33,14 +32,8 @@ def read_answer_key(
     require_columns(frame, source.path, columns)
     frame = apply_where(frame, source.where, source.path)
     out = SourceOutput(rows_read=frame.height)
-    name = Path(source.path).name if not source.path.startswith("hf:") else source.path
-    for record in frame.iter_rows(named=True):
-        if limit is not None and len(out.rows) >= limit:
-            break
-        row = record[ROW]
-        if record.get(ERROR):
-            out.reject(row, record[ERROR])
-            continue
+    name = source_name(source.path)
+    for row, record in iter_records(frame, out, limit):
         question = (record.get(source.question) or "").strip()
         correct = _answers(record.get(source.correct), source.separator)
         if source.best and (best := (record.get(source.best) or "").strip()) and best not in correct:

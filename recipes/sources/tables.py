@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+
+from recipes.sources.items import SourceOutput
 
 
 class SourceError(ValueError):
@@ -77,3 +81,25 @@ def apply_where(frame: pl.DataFrame, where: dict[str, list[str] | str], path: st
         values = [allowed] if isinstance(allowed, str) else allowed
         frame = frame.filter(pl.col(column).cast(pl.String).is_in(values))
     return frame
+
+
+def source_name(path: str) -> str:
+    """How provenance names a source: the file name, or the ``hf:`` name as given."""
+    return path if path.startswith("hf:") else Path(path).name
+
+
+def iter_records(
+    frame: pl.DataFrame, out: SourceOutput, limit: int | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each readable record with its row number until ``out`` holds ``limit`` items.
+
+    A line that could not even be read (broken JSON) is quarantined here, so sources only
+    see records and quarantine what they cannot parse.
+    """
+    for record in frame.iter_rows(named=True):
+        if limit is not None and len(out.rows) >= limit:
+            return
+        if record.get(ERROR):
+            out.reject(record[ROW], record[ERROR])
+            continue
+        yield record[ROW], record
