@@ -8,6 +8,7 @@ reason ``error:<kind>``, so the runner's row accounting holds: in = kept + dropp
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,7 +74,9 @@ def split_prompt(prompt: list[dict[str, str]]) -> tuple[str, list[dict[str, str]
     return "", [dict(m) for m in prompt]
 
 
-class LLMStage:
+class LLMStage(ABC):
+    """A stage that makes one LLM call per row; subclasses say which columns it fills."""
+
     name = "llm"
     columns: tuple[str, ...] = ()
 
@@ -81,9 +84,9 @@ class LLMStage:
         self.client = client
         self.tick = tick
 
+    @abstractmethod
     async def one(self, row: Row) -> dict[str, Any]:
         """New values of ``columns`` for one row."""
-        raise NotImplementedError
 
     def __call__(self, items: pl.DataFrame) -> StageResult:
         rows = items.to_dicts()
