@@ -15,18 +15,10 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from annotation.queue import Queue  # noqa: E402
-from annotation.web.server import background_server  # noqa: E402
+from annotation.web.server import background_server, launch_chromium  # noqa: E402
 from curation.schema import from_rows, item_id, messages  # noqa: E402
 from curation.store import Store  # noqa: E402
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 PROMPT = [
     {"role": "system", "content": "You are a careful assistant for a community health clinic."},
     {
@@ -66,7 +58,7 @@ def main(out: Path = ROOT / "docs" / "annotate.png") -> None:
         queue.sync_routed(store, "health-demo")
         token = queue.add_annotator("ada")
         with background_server(queue, "health-demo") as url, sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+            browser = launch_chromium(pw)
             page = browser.new_page(viewport={"width": 1200, "height": 860})
             page.goto(url + "/login")
             page.fill("#token", token)

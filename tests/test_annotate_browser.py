@@ -8,20 +8,11 @@ import pytest
 from annotate_support import XSS, live_server, make_item, make_store, rows
 
 from annotation.queue import Queue
+from annotation.web.server import CHROMIUM, launch_chromium
 from curation.schema import from_rows, messages
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"
+    not Path(CHROMIUM).exists(), reason="needs Debian's chromium: apt-get install -y chromium"
 )
 
 
@@ -29,7 +20,7 @@ pytestmark = pytest.mark.skipif(
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        browser = launch_chromium(pw)
         yield browser
         browser.close()
 

@@ -15,6 +15,22 @@ import uvicorn
 from annotation.queue import Queue
 from annotation.web.app import create_app
 
+# Debian's chromium, driven by Playwright (whose own browser download does not work offline).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """A headless Debian chromium browser from a running ``sync_playwright()``."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
