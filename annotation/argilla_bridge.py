@@ -19,7 +19,7 @@ from typing import Any
 import argilla as rg
 
 from annotation.queue import FLAGS, Queue, QueueError, Response, choice_to_label
-from curation.traits import TRAITS
+from core.traits import TRAITS
 
 PREFERENCE = {"A": "A is better", "B": "B is better", "tie": "Tie", "both_bad": "Both bad"}
 API_KEY_ENV = "ARGILLA_API_KEY"

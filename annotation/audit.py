@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from curation.schema import conform
-from curation.store import Version
+from core.schema import conform
+from core.store import Version
 
 
 def select_for_audit(

@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from annotation.queue import DEFAULT_K, Queue
-from curation.console import StoreOpt, clean_errors, console, err_console, progress_bar
-from curation.store import DEFAULT_STORE, Store
+from core.store import DEFAULT_STORE, Store
+from traitdose.console import StoreOpt, clean_errors, console, err_console, progress_bar
 
 app = typer.Typer(name="annotate", help="Human annotation: queue, web UI, agreement, merge, Argilla.")
 

@@ -20,9 +20,9 @@ import pyarrow as pa
 
 from annotation.agreement import TIE_RULE, agreement, audit_accuracy, by_item, resolve
 from annotation.queue import Queue, Response
-from curation.schema import DROPPED_SCHEMA, from_rows
+from core.schema import DROPPED_SCHEMA, from_rows
+from core.store import Store, Version
 from curation.stage import Funnel
-from curation.store import Store, Version
 
 STAGE = "annotation"
 DROP_REASONS = {"both_bad": "both_bad", "tie": "human_tie"}

@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curation.store import Store, Version
+from core.store import Store, Version
 
 LABELS = ("chosen", "rejected", "tie", "both_bad")
 CHOICES = ("A", "B", "tie", "both_bad")  # what the screen offers, in key order 1-4

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from annotation.queue import Queue  # noqa: E402
 from annotation.web.server import free_port  # noqa: E402
-from curation.schema import from_rows, item_id, messages  # noqa: E402
-from curation.store import Store  # noqa: E402
+from core.schema import from_rows, item_id, messages  # noqa: E402
+from core.store import Store  # noqa: E402
 
 
 def build_store(root: Path, items: int) -> Store:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.schema import from_rows, item_id, messages  # noqa: E402
-from curation.store import Store  # noqa: E402
+from core.schema import from_rows, item_id, messages  # noqa: E402
+from core.store import Store  # noqa: E402
 from data_cards.card import write_card  # noqa: E402
 
 OPENERS = ["No,", "Yes,", "Actually,", "In short,", "It depends:", "You're right that"]

@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.store import Store
 from curation.config import CurationConfig, DedupeConfig, FilterConfig, RouteConfig
-from curation.store import Store
 from recipes.runner import run_recipe
 from recipes.sources.templates import generate_from_bank
 from recipes.spec import builtin_recipes, load_recipe

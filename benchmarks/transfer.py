@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
 
-from curation.store import Store  # noqa: E402
+from core.store import Store  # noqa: E402
 from recipes.runner import run_recipe  # noqa: E402
 from recipes.spec import Recipe, load_recipe  # noqa: E402
 from trainer.data import pairs_frame  # noqa: E402

@@ -12,15 +12,15 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from core.diff import diff_versions
+from core.io import WRITABLE, read_table, sibling, write_table
+from core.store import DEFAULT_STORE, Store
 from curation.config import Benchmark, Bounds, DecontamConfig, DedupeConfig, FilterConfig
-from curation.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
 from curation.decontam import Decontaminate
-from curation.diff import diff_versions
-from curation.io import WRITABLE, read_table, sibling, write_table
 from curation.near_dedupe import NearDedupe
 from curation.quality import QualityFilter
 from curation.stage import Funnel, Stage, StageResult
-from curation.store import DEFAULT_STORE, Store
+from traitdose.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
 
 app = typer.Typer(no_args_is_help=True)
 versions_app = typer.Typer(help="Inspect dataset versions in a store.", no_args_is_help=True)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from core.io import read_columns
 from curation.config import Benchmark, DecontamConfig
-from curation.io import read_columns
 from curation.minhash import MinHashScheme
 from curation.stage import StageResult, drop_rows
 from curation.text import texts

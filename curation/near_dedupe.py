@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from core.store import Store
 from curation.config import DedupeConfig
 from curation.minhash import LSHIndex, MinHashScheme, clusters, jaccard_estimate
 from curation.stage import StageResult, drop_rows
-from curation.store import Store
 from curation.text import check_field, field_columns, texts
 
 LABEL_RANK = {"human": 0, "gold": 1, "judge": 2, "contrastive": 3}

@@ -16,8 +16,8 @@ from typing import Any
 import polars as pl
 import yaml
 
-from curation.store import Store, StoreError, Version, split_file
-from curation.traits import TRAITS
+from core.store import Store, StoreError, Version, split_file
+from core.traits import TRAITS
 from data_cards import prose
 from data_cards.figure import FIGURE_NAME, render_figure
 from data_cards.license import DerivedLicense, derive_license
@@ -129,7 +129,7 @@ def _scan(version_dir: Path, split_files: dict[str, str]) -> pl.LazyFrame:
         for split, rel in split_files.items()
     ]
     if not frames:
-        from curation.schema import ITEM_SCHEMA
+        from core.schema import ITEM_SCHEMA
 
         empty = pl.from_arrow(ITEM_SCHEMA.empty_table())
         assert isinstance(empty, pl.DataFrame)
@@ -141,7 +141,7 @@ def _lineage(version_dir: Path, manifest: dict[str, Any]) -> tuple[dict[str, Any
     parent = manifest.get("parent")
     if not parent:
         return None, "first version: no parent"
-    from curation.diff import diff_versions
+    from core.diff import diff_versions
 
     store = Store(version_dir.parent.parent)
     try:

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from curation.console import StoreOpt, clean_errors, console
-from curation.store import DEFAULT_STORE, Store
+from core.store import DEFAULT_STORE, Store
 from data_cards.card import write_card_to
+from traitdose.console import StoreOpt, clean_errors, console
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from curation.store import Version, split_file
+from core.store import Version, split_file
 from data_cards.card import card_splits, write_card_to
 from data_cards.figure import FIGURE_NAME
 from data_cards.metadata import validate_metadata

@@ -16,8 +16,8 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from annotation.queue import Queue  # noqa: E402
 from annotation.web.server import background_server, launch_chromium  # noqa: E402
-from curation.schema import from_rows, item_id, messages  # noqa: E402
-from curation.store import Store  # noqa: E402
+from core.schema import from_rows, item_id, messages  # noqa: E402
+from core.store import Store  # noqa: E402
 
 PROMPT = [
     {"role": "system", "content": "You are a careful assistant for a community health clinic."},

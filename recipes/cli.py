@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from curation.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
-from curation.store import DEFAULT_STORE, Store
+from core.store import DEFAULT_STORE, Store
 from recipes.runner import run_recipe
 from recipes.spec import builtin_recipes, find_recipe, load_recipe
+from traitdose.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
 
 app = typer.Typer(no_args_is_help=True)
 recipe_app = typer.Typer(help="Show or validate one recipe.", no_args_is_help=True)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
+from core.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
+from core.store import Store, Version
 from curation.near_dedupe import reference_items
 from curation.pipeline import curation_stages
-from curation.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
 from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, run_stages
-from curation.store import Store, Version
 from recipes.llm.generate import generate_with_llm
 from recipes.llm.stages import client_for, llm_manifest, llm_stages
 from recipes.sources.ab_eval import read_ab_eval

@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from core.traits import TRAITS, VIOLATIONS, known_traits
 from curation.config import CurationConfig
-from curation.traits import TRAITS, VIOLATIONS, known_traits
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 BANKS_DIR = Path(__file__).parent / "banks"

@@ -9,8 +9,8 @@ from typing import Any
 
 from annotation.queue import Queue
 from annotation.web.server import background_server
-from curation.schema import from_rows, item_id, messages
-from curation.store import Store
+from core.schema import from_rows, item_id, messages
+from core.store import Store
 
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 

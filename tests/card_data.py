@@ -7,8 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from curation.schema import from_rows, item_id, messages
-from curation.store import Store, Version
+from core.schema import from_rows, item_id, messages
+from core.store import Store, Version
 from data_cards.card import write_card
 
 

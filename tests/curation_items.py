@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from curation.schema import from_rows, messages
+from core.schema import from_rows, messages
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TRUTHFULQA = DATA / "truthfulqa" / "TruthfulQA.csv"

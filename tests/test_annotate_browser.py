@@ -9,7 +9,7 @@ from annotate_support import XSS, live_server, make_item, make_store, rows
 
 from annotation.queue import Queue
 from annotation.web.server import CHROMIUM, launch_chromium
-from curation.schema import from_rows, messages
+from core.schema import from_rows, messages
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium: apt-get install -y chromium"

@@ -5,7 +5,7 @@ from annotate_support import label_all, make_store
 from typer.testing import CliRunner
 
 from annotation.queue import Queue
-from curation.store import Store
+from core.store import Store
 from traitdose.cli import app
 
 runner = CliRunner()

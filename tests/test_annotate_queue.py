@@ -5,7 +5,7 @@ from annotate_support import make_item, make_store, rows, screen_choice
 
 from annotation.audit import select_for_audit
 from annotation.queue import Queue, QueueError, choice_to_label
-from curation.schema import from_rows
+from core.schema import from_rows
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from annotate_support import XSS, live_server, make_item, make_store, rows
 
 from annotation.queue import Queue
-from curation.schema import from_rows, messages
+from core.schema import from_rows, messages
 
 
 @pytest.fixture

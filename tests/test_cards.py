@@ -11,8 +11,8 @@ import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 from typer.testing import CliRunner
 
-from curation.schema import ITEM_SCHEMA, from_rows
-from curation.store import Store
+from core.schema import ITEM_SCHEMA, from_rows
+from core.store import Store
 from data_cards.card import card_metadata, gather, render_card, write_card
 from data_cards.license import LicenseError, SourceLicense, combine, derive_license
 from data_cards.metadata import features_yaml, validate_metadata

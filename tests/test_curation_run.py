@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from curation_items import TRUTHFULQA
 
-from curation.store import Store
+from core.store import Store
 from recipes.runner import run_recipe
 from recipes.spec import RecipeError, parse_recipe
 

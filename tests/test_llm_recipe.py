@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from curation.store import Store
-from curation.traits import VIOLATIONS
+from core.store import Store
+from core.traits import VIOLATIONS
 from recipes.runner import run_recipe
 from recipes.spec import RecipeError, load_recipe
 from tests.conftest import FIXTURES, ROOT, write_recipe

@@ -70,7 +70,7 @@ def store(tmp_path: Path) -> Path:
 def test_dry_run_tree_loads_as_the_version(tmp_path: Path, store: Path) -> None:
     from datasets import load_dataset
 
-    from curation.store import Store
+    from core.store import Store
 
     out = tmp_path / "upload"
     result = traitdose(
@@ -288,7 +288,7 @@ def test_unreachable_endpoint_fails_cleanly(tmp_path: Path, store: Path) -> None
 
 
 def test_card_file_checksums_in_manifest_match_what_is_staged(tmp_path: Path, store: Path) -> None:
-    from curation.store import Store
+    from core.store import Store
     from data_cards.publish import stage
 
     version = Store(store).resolve("unit@v2")

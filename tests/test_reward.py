@@ -14,7 +14,7 @@ pytest.importorskip(
 
 from typer.testing import CliRunner  # noqa: E402
 
-from curation.store import Store  # noqa: E402
+from core.store import Store  # noqa: E402
 from tests.tiny_lm import make_pairs, store_items  # noqa: E402
 from trainer.reward import Encoder, PairEmbeddings, RewardHead, margin_frame, pairwise_report  # noqa: E402
 from traitdose.cli import app  # noqa: E402

@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from core.store import Store
 from curation.splits import assign_splits
-from curation.store import Store
 from recipes.runner import run_recipe
 from recipes.spec import load_recipe
 from tests.conftest import FIXTURES, write_recipe

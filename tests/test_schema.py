@@ -4,7 +4,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from curation.schema import ITEM_SCHEMA, SchemaError, conform, from_rows, item_id, validate
+from core.schema import ITEM_SCHEMA, SchemaError, conform, from_rows, item_id, validate
 
 
 def item(**overrides):

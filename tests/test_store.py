@@ -5,9 +5,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from curation.diff import diff_versions
-from curation.schema import SchemaError, from_rows
-from curation.store import Store, StoreError
+from core.diff import diff_versions
+from core.schema import SchemaError, from_rows
+from core.store import Store, StoreError
 from tests.test_schema import item
 
 

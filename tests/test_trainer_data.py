@@ -114,7 +114,7 @@ def test_long_prompts_keep_their_end_and_fit_max_length():
 
 
 def test_training_set_reads_the_store_then_doses_then_mixes(tmp_path):
-    from curation.store import Store
+    from core.store import Store
     from tests.tiny_lm import store_items
 
     store = Store(tmp_path)

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch", reason="the trainer needs the `train` extra
 
 from typer.testing import CliRunner  # noqa: E402
 
-from curation.store import Store  # noqa: E402
+from core.store import Store  # noqa: E402
 from tests.tiny_lm import make_pairs, store_items, tiny_model, tiny_tokenizer  # noqa: E402
 from trainer.config import DPOConfig  # noqa: E402
 from trainer.evaluate import evaluate  # noqa: E402

@@ -107,7 +107,7 @@ def tiny_model(vocab_size: int, seed: int = 0, hidden: int = 32, layers: int = 2
 
 def store_items(frame: pl.DataFrame, split: str):
     """Item rows (the store's schema) for the pairs of ``make_pairs``."""
-    from curation.schema import from_rows, item_id
+    from core.schema import from_rows, item_id
 
     rows = []
     for row in frame.iter_rows(named=True):

@@ -10,8 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from curation.console import StoreOpt, clean_errors, console, err_console
-from curation.store import DEFAULT_STORE, Store
+from core.store import DEFAULT_STORE, Store
+from traitdose.console import StoreOpt, clean_errors, console, err_console
 
 app = typer.Typer(no_args_is_help=True)
 reward_app = typer.Typer(

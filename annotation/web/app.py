@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import MutableHeaders
 
 from annotation.queue import CHOICES, FLAGS, AuthError, Queue, QueueError, Task
-from curation.traits import TRAITS
+from core.traits import TRAITS
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "td_session"

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from curation.schema import item_id
-from curation.traits import VIOLATIONS
+from core.schema import item_id
+from core.traits import VIOLATIONS
 from recipes.llm import prompts
 from recipes.llm.errors import LLMError
 from recipes.llm.parse import Scenario, ScenarioBatch

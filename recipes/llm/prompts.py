@@ -7,7 +7,7 @@ cache (keyed by the messages) never serves an answer to the old text.
 
 from __future__ import annotations
 
-from curation.traits import TRAITS, VIOLATIONS
+from core.traits import TRAITS, VIOLATIONS
 
 SCENARIOS_ID = "scenarios@v1"
 RUBRIC_ID = "rubric@v1"

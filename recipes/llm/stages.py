@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from core.traits import TRAITS
 from curation.stage import Stage, StageResult, detail, drop_rows
-from curation.traits import TRAITS
 from recipes.llm import prompts
 from recipes.llm.errors import LLMError, LLMFatalError
 from recipes.llm.generate import stable_seed

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curation.schema import from_rows, item_id
+from core.schema import from_rows, item_id
 
 
 @dataclass

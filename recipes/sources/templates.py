@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from curation.traits import VIOLATIONS
+from core.traits import VIOLATIONS
 from recipes.sources.items import SourceOutput, make_item, prompt_messages
 from recipes.spec import BANKS_DIR
 

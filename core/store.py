@@ -32,7 +32,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform, validate
+from core.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform, validate
 
 DEFAULT_STORE = Path("traitdose-store")
 CARD_ENTRY_POINT = "traitdose.card"

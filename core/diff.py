@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from curation.store import Version
+from core.store import Version
 
 # Columns whose change makes an item "changed" (ids are content hashes of the prompt,
 # so a changed item has the same prompt but a different label or response).

@@ -1,0 +1,1 @@
+"""The ground every package stands on: the item schema, trait definitions, the versioned store, table io."""
