@@ -21,7 +21,8 @@ STATUSES = ("accepted", "routed")
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 MESSAGES = pa.list_(MESSAGE)
-RUBRIC = pa.list_(pa.struct([("criterion", pa.string()), ("points", pa.int32()), ("trait", pa.string())]))
+# A rubric criterion: what a good response must do (or must not do), and its weight in the grade.
+RUBRIC = pa.list_(pa.struct([("criterion", pa.string()), ("kind", pa.string()), ("weight", pa.float64())]))
 JUDGE = pa.struct(
     [
         ("votes", pa.list_(pa.string())),  # "chosen" | "rejected" | "tie", one per vote

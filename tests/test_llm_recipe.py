@@ -62,8 +62,9 @@ def test_llm_recipe_builds_contrastive_items_with_rubrics_judgements_and_usage(f
         assert f"chosen=exhibit/{row['trait']}@v1" in prov["generator"]
         assert f"rejected=violate/{prov['violation']}@v1" in prov["generator"]
         assert row["chosen"][0]["content"].startswith(HONEST) and row["label_source"] == "contrastive"
-        points = [c["points"] for c in row["rubric"]]
-        assert min(points) < 0 < max(points)  # positive and negative criteria
+        kinds = {c["kind"] for c in row["rubric"]}
+        assert kinds == {"must", "must_not"}  # positive and negative criteria
+        assert all(0 < c["weight"] <= 10 for c in row["rubric"])
         assert row["judge"] == {
             "votes": ["chosen"] * 3,
             "scores": [5.0] * 3,

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from core.traits import TRAITS
 from curation.stage import Stage, StageResult, detail, drop_rows
 from recipes.llm import prompts
 from recipes.llm.errors import LLMError, LLMFatalError
@@ -171,8 +170,8 @@ class Rubric(LLMStage):
             "rubric": [
                 {
                     "criterion": c.criterion.strip(),
-                    "points": max(-10, min(10, c.points)),
-                    "trait": c.trait if c.trait in TRAITS else row["trait"],
+                    "kind": "must" if c.points > 0 else "must_not",
+                    "weight": float(min(10, abs(c.points))),
                 }
                 for c in out.criteria[: self.spec.criteria]
                 if c.points != 0
