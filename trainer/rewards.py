@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict
 
 from core.schema import normalize_text
 from trainer.answers import options_of, parse_answer
@@ -111,8 +112,9 @@ class ModelReward:
 
 
 # ---- wiring ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RewardSpec:
+class RewardSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     name: str  # verifiable | model | rubric | module:function
     weight: float = 1.0
 
@@ -129,7 +131,7 @@ class RewardSpec:
                 f"--reward {text!r}: expected verifiable, model, rubric or module:function, "
                 "optionally followed by :WEIGHT"
             )
-        return cls(name, 1.0 if weight is None else weight)
+        return cls(name=name, weight=1.0 if weight is None else weight)
 
 
 def load_function(spec: str) -> RewardFn:
@@ -167,3 +169,33 @@ class Rewards:
             kinds[name] = values
             total += weight * torch.nan_to_num(values, nan=0.0)
         return total, kinds
+
+
+def build_rewards(config: Any) -> Rewards:
+    """The weighted rewards a :class:`~trainer.grpo_config.GRPOConfig` names."""
+    parts: list[tuple[str, float, RewardFn]] = []
+    for spec in config.rewards:
+        if spec.name == "verifiable":
+            fn: RewardFn = verifiable
+        elif spec.name == "model":
+            if not config.reward_head:
+                raise ValueError("--reward model needs --reward-head DIR (from `traitdose reward train`)")
+            fn = ModelReward(config.reward_head)
+        elif spec.name == "rubric":
+            from trainer.judge import RubricJudge
+
+            if not config.judge_model:
+                raise ValueError(
+                    "--reward rubric needs --judge-model (and --judge-base-url for local servers)"
+                )
+            fn = RubricJudge(
+                config.judge_model,
+                base_url=config.judge_base_url,
+                api_key_env=config.judge_api_key_env,
+                cache=config.judge_cache,
+                concurrency=config.judge_concurrency,
+            )
+        else:
+            fn = load_function(spec.name)
+        parts.append((spec.name, spec.weight, fn))
+    return Rewards(parts)
