@@ -36,7 +36,7 @@ SCHEMA = {
     "required": ["score", "reason"],
     "additionalProperties": False,
 }
-_SCORE = re.compile(r'"?score"?\s*[:=]\s*(-?[0-9]+(?:\.[0-9]+)?)')
+_SCORE = re.compile(r"\"?score\"?\s*[:=]\s*(-?[0-9]+(?:\.[0-9]+)?)", re.IGNORECASE)
 
 
 def judge_messages(item: dict[str, Any], completion: str) -> list[dict[str, str]]:
