@@ -14,7 +14,7 @@ COLOURS = ["red", "blue", "green", "black", "white", "pink"]
 THINGS = ["cat", "dog", "sun", "moon", "tree", "boat"]
 
 
-def toy_items(n: int, seed: int = 0, rubric: bool = False) -> pl.DataFrame:
+def toy_items(n: int, seed: int = 0, rubric: list[dict] | None = None) -> pl.DataFrame:
     """Items "(A) x (B) y — which?" whose chosen answer is "A" and rejected "B"."""
     rng = random.Random(seed)
     rows = []
@@ -28,12 +28,7 @@ def toy_items(n: int, seed: int = 0, rubric: bool = False) -> pl.DataFrame:
                 "prompt": [{"role": "user", "content": f"pick one : (A) {a} (B) {b}"}],
                 "chosen": [{"role": "assistant", "content": "A"}],
                 "rejected": [{"role": "assistant", "content": "B"}],
-                "rubric": [
-                    {"criterion": "names the right cat", "kind": "must", "weight": 2.0},
-                    {"criterion": "picks the dog", "kind": "must_not", "weight": 1.0},
-                ]
-                if rubric
-                else None,
+                "rubric": rubric,
             }
         )
     return pl.DataFrame(rows)
@@ -49,3 +44,10 @@ def toy_tokenizer() -> PreTrainedTokenizerFast:
     )
     wrapped.add_special_tokens({"additional_special_tokens": SPECIAL[3:]})
     return wrapped
+
+
+def short_reward(items, completions):
+    """A user reward for the tests: shorter is better; None (does not apply) for the law domain."""
+    return [
+        None if i["domain"] == "law" else 1 / (1 + len(c)) for i, c in zip(items, completions, strict=True)
+    ]

@@ -58,30 +58,23 @@ def test_verifiable_forms_scores_and_unreadable_answers():
     assert math.isnan(scores[-1])  # an open-ended item has no verifiable answer
 
 
-def length_reward(items, completions):
-    """A user reward for the tests: shorter is better; None for items of the law domain."""
-    return [
-        None if i["domain"] == "law" else 1 / (1 + len(c)) for i, c in zip(items, completions, strict=True)
-    ]
-
-
 def test_rewards_combine_with_weights_and_nan_counts_as_zero():
-    specs = [RewardSpec.parse("verifiable:1"), RewardSpec.parse("tests.test_grpo_rewards:length_reward:0.5")]
-    assert specs[1] == RewardSpec(name="tests.test_grpo_rewards:length_reward", weight=0.5)
-    assert RewardSpec.parse("tests.test_grpo_rewards:length_reward").weight == 1.0
+    specs = [RewardSpec.parse("verifiable:1"), RewardSpec.parse("tests.grpo_toy:short_reward:0.5")]
+    assert specs[1] == RewardSpec(name="tests.grpo_toy:short_reward", weight=0.5)
+    assert RewardSpec.parse("tests.grpo_toy:short_reward").weight == 1.0
     rewards = Rewards(
         [(s.name, s.weight, load_function(s.name) if ":" in s.name else verifiable) for s in specs]
     )
     law = {**item("What is the capital of France?", "Paris"), "domain": "law"}
     total, kinds = rewards([item("Which? (A) x y (B) z w", "A"), law], ["A", "Lyon"])
     assert kinds["verifiable"].tolist() == [1.0, 0.0]
-    assert kinds["tests.test_grpo_rewards:length_reward"][0] == pytest.approx(0.5)
-    assert math.isnan(kinds["tests.test_grpo_rewards:length_reward"][1])
+    assert kinds["tests.grpo_toy:short_reward"][0] == pytest.approx(0.5)
+    assert math.isnan(kinds["tests.grpo_toy:short_reward"][1])
     assert total.tolist() == pytest.approx([1.0 + 0.5 * 0.5, 0.0])
     with pytest.raises(ValueError, match="expected verifiable, model, rubric or module:function"):
         RewardSpec.parse("verifyable")
-    with pytest.raises(ValueError, match="cannot load 'nope' from module 'tests.test_grpo_rewards'"):
-        load_function("tests.test_grpo_rewards:nope")
+    with pytest.raises(ValueError, match="cannot load 'nope' from module 'tests.grpo_toy'"):
+        load_function("tests.grpo_toy:nope")
 
 
 RUBRIC = [

@@ -12,7 +12,9 @@ from traitdose.console import console
 CACHE = Path(".cache") / "llm.sqlite"  # the store's LLM cache, shared with the recipes' calls
 
 
-def train_grpo(dataset: str, model: str, out: Path, store: Path, reference: str | None, bar, **options: Any):
+def train_grpo(
+    dataset: str, model: str, out: Path, store: Path, reference: str | None, bar, resume: bool, **options: Any
+):
     """Train with GRPO; ``options`` are GRPOConfig fields from the command line."""
     from trainer.config import config_from_options
     from trainer.data import training_set
@@ -42,7 +44,7 @@ def train_grpo(dataset: str, model: str, out: Path, store: Path, reference: str 
         trainer = GRPOTrainer(
             policy, tokenizer, config, out, rewards, reference=ref_model, on_progress=on_progress
         )
-        result = trainer.train(frame, held_out=held_out, resume=options.get("resume", False))
+        result = trainer.train(frame, held_out=held_out, resume=resume)
     return result
 
 
