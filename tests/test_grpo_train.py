@@ -192,10 +192,10 @@ def test_train_and_eval_commands_with_grpo(tokenizer, tmp_path):
             "--store", str(store.root), "--reward", "verifiable:1",
             "--reward", "tests.grpo_toy:short_reward:0.1",
             "--steps", "30", "--lr", "1e-2", "--batch-size", "4", "--num-generations", "8",
-            "--max-new-tokens", "3", "--beta", "0.04", "--device", "cpu"]  # fmt: skip
+            "--max-new-tokens", "3", "--beta", "0.04", "--device", "cpu", "--dose", "16"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "GRPO on 24 prompts, rewards verifiable×1, tests.grpo_toy:short_reward×0.1" in result.output
+    assert "GRPO on 16 prompts, rewards verifiable×1, tests.grpo_toy:short_reward×0.1" in result.output
     assert "| accuracy form: ab | 8 |" in result.output
     report_path = tmp_path / "eval.json"
     result = runner.invoke(
