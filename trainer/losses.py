@@ -83,7 +83,7 @@ def pair_logps(model: torch.nn.Module, batch) -> tuple[torch.Tensor, torch.Tenso
 class GRPOOutput:
     loss: torch.Tensor  # this micro-batch's share of the step's loss (divided by the step's tokens)
     kl: torch.Tensor  # per-token k3 KL to the reference, (N, T); zeros when β = 0
-    clipped: torch.Tensor  # per token: was the ratio clipped, (N, T)
+    clipped: torch.Tensor  # per token: did the clip bind, (N, T)
 
 
 def grpo_loss(
@@ -113,5 +113,6 @@ def grpo_loss(
         kl = torch.exp(delta) - delta - 1
         per_token = per_token + beta * kl
     loss = (per_token * mask).sum() / n_tokens
-    clipped = (ratio * advantages != clipped_ratio * advantages).detach()
+    # Tokens where the clip binds: the clipped term is the smaller one, so its gradient is zero.
+    clipped = (clipped_ratio * advantages < ratio * advantages).detach()
     return GRPOOutput(loss, kl.detach(), clipped)
