@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,40 +28,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.dpo_step import PRESETS, peak_rss_mib, rss_mib  # noqa: E402
+from benchmarks.dpo_step import PRESETS, llama_config, measure, peak_rss_mib, rss_mib, word_tokenizer  # noqa: E402
 
 
 def build(args):
-    """Tokenizer, prompt rows and model config, identical for both sides (seeded)."""
+    """Tokenizer, prompts and model config, identical for both sides (seeded)."""
     import random
 
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from trainer.data import DEFAULT_CHAT_TEMPLATE
+    from transformers import LlamaForCausalLM
 
     preset = PRESETS[args.preset]
-    words = [f"w{i}" for i in range(preset["vocab"] - 8)]
-    special = ["[PAD]", "[UNK]", "[EOS]", "<|system|>", "<|user|>", "<|assistant|>"]
-    tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(special + words)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]"
-    )
-    tokenizer.add_special_tokens({"additional_special_tokens": special[3:]})
-    tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+    tokenizer, words = word_tokenizer(preset)
     rng = random.Random(0)
     n = args.batch_size * (args.steps + args.warmup)
     prompts = [" ".join(rng.choice(words) for _ in range(args.prompt_len - 4)) for _ in range(n)]
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=preset["hidden"],
-        intermediate_size=preset["hidden"] * 4,
-        num_hidden_layers=preset["layers"],
-        num_attention_heads=preset["heads"],
-        num_key_value_heads=preset["heads"],
-        max_position_embeddings=max(512, args.prompt_len + args.max_new_tokens),
-    )
+    config = llama_config(preset, len(tokenizer), args.prompt_len + args.max_new_tokens)
     return tokenizer, prompts, config, LlamaForCausalLM
 
 
@@ -191,17 +171,6 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def measure(args, side: str) -> dict:
-    cmd = [sys.executable, __file__, "--side", side] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("side", "repeats")
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        raise SystemExit(f"{side} run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][7:])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -231,7 +200,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"ours": [], "trl": []}
     for _ in range(args.repeats):
         for side in ("ours", "trl"):
-            runs[side].append(measure(args, side))
+            runs[side].append(measure(args, side, __file__))
     ours = min(runs["ours"], key=lambda r: r["step_s"])
     trl = min(runs["trl"], key=lambda r: r["step_s"])
     completions = args.batch_size * args.num_generations
