@@ -118,7 +118,9 @@ def token_logps(model: Any, batch: Completions, temperature: float, device: torc
             logits_to_keep=width + 1,
             use_cache=False,
         ).logits
-    logits = logits[:, :-1].float() / temperature
+    logits = logits[:, :-1].float()
+    if temperature != 1.0:  # (a division would copy the logits for nothing)
+        logits = logits / temperature
     targets = batch.completion_ids.to(device)
     picked = torch.gather(logits, 2, targets.unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
