@@ -41,14 +41,13 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(args):
-    import polars as pl
+def word_tokenizer(preset: dict):
+    """A word-level tokenizer over ``w0 … wN`` with the trainer's default chat template; and the words."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     from trainer.data import DEFAULT_CHAT_TEMPLATE
 
-    preset = PRESETS[args.preset]
     words = [f"w{i}" for i in range(preset["vocab"] - 8)]
     special = ["[PAD]", "[UNK]", "[EOS]", "<|system|>", "<|user|>", "<|assistant|>"]
     vocab = {t: i for i, t in enumerate(special + words)}
@@ -59,6 +58,29 @@ def build(args):
     )
     tokenizer.add_special_tokens({"additional_special_tokens": special[3:]})
     tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+    return tokenizer, words
+
+
+def llama_config(preset: dict, vocab_size: int, max_len: int):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=preset["hidden"],
+        intermediate_size=preset["hidden"] * 4,
+        num_hidden_layers=preset["layers"],
+        num_attention_heads=preset["heads"],
+        num_key_value_heads=preset["heads"],
+        max_position_embeddings=max(512, max_len),
+    )
+
+
+def build(args):
+    import polars as pl
+    from transformers import LlamaForCausalLM
+
+    preset = PRESETS[args.preset]
+    tokenizer, words = word_tokenizer(preset)
     rng = random.Random(0)
     n = args.batch_size * (args.steps + args.warmup)
 
@@ -74,15 +96,7 @@ def build(args):
         }
         for _ in range(n)
     ]
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=preset["hidden"],
-        intermediate_size=preset["hidden"] * 4,
-        num_hidden_layers=preset["layers"],
-        num_attention_heads=preset["heads"],
-        num_key_value_heads=preset["heads"],
-        max_position_embeddings=max(512, args.prompt_len + args.response_len),
-    )
+    config = llama_config(preset, len(tokenizer), args.prompt_len + args.response_len)
     return tokenizer, rows, config, LlamaForCausalLM, pl
 
 
@@ -183,8 +197,9 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def measure(args, side: str) -> dict:
-    cmd = [sys.executable, __file__, "--side", side] + [
+def measure(args, side: str, script: str = __file__) -> dict:
+    """Run ``script --side SIDE`` with the same options in a fresh process; its RESULT line."""
+    cmd = [sys.executable, script, "--side", side] + [
         f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("side", "repeats")
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

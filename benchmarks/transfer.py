@@ -13,6 +13,7 @@ with a negation) show when a head can score well for the wrong reason (DESIGN.md
 "A measured pitfall: polarity artifacts").
 
     python benchmarks/transfer.py [--store DIR] [--json results.json]
+    python benchmarks/transfer.py --policy DOSED_MODEL --policy-reference BASE_MODEL  # + a policy row
 
 Needs ../shared/data (TruthfulQA, model-written-evals) beside the repository.
 """
@@ -110,6 +111,8 @@ def main() -> None:
     )
     parser.add_argument("--store", type=Path, help="Store to build the sets in (default: a temp folder).")
     parser.add_argument("--json", type=Path, help="Write the results here too.")
+    parser.add_argument("--policy", help="A trained model (DPO or GRPO): adds its accuracy per set.")
+    parser.add_argument("--policy-reference", help="Its base model, for the implicit reward.")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"needs the public data in {DATA}")
@@ -136,6 +139,8 @@ def main() -> None:
             head = RewardHead.fit(train, shuffle_labels=shuffled)
             rows[label] = {c: _acc(head.margins(embedded[c][1]), embedded[c][1]) for c in columns}
 
+    if args.policy:
+        rows[f"policy {args.policy}"] = policy_accuracy(sets, all_other, columns, args)
     sizes = {c: len(embedded[c][1].ids) for c in columns}
     print(
         "\npairwise accuracy (chance = 0.50); columns are evaluation sets, n = pairs; "
@@ -156,6 +161,20 @@ def main() -> None:
         args.json.write_text(
             json.dumps({"accuracy": rows, "pairs": sizes, "negation_share": stats}, indent=2) + "\n"
         )
+
+
+def policy_accuracy(sets, all_other: pl.DataFrame, columns: list[str], args) -> dict[str, float]:
+    """A trained policy's pairwise accuracy per evaluation set: does its implicit reward
+    β·log π/π_ref (log π without ``--policy-reference``) prefer the chosen response?"""
+    from trainer.evaluate import evaluate
+    from trainer.models import load_causal_lm
+
+    model, tokenizer = load_causal_lm(args.policy)
+    reference = load_causal_lm(args.policy_reference)[0] if args.policy_reference else None
+    held = {name: pair[1] for name, pair in sets.items()} | {"tqa-non-health": all_other}
+    return {
+        c: evaluate(model, tokenizer, held[c], reference=reference)["overall"]["accuracy"] for c in columns
+    }
 
 
 def _acc(margins, pairs: PairEmbeddings) -> float:

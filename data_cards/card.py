@@ -49,6 +49,7 @@ class CardFacts:
     lineage_note: str | None = None  # why there is no diff
     repo_id: str | None = None
     figure: str | None = FIGURE_NAME
+    rubrics: pl.DataFrame | None = None  # trait, items, with_rubric, criteria (mean per rubric item)
 
     @property
     def dataset(self) -> str:
@@ -113,7 +114,23 @@ def gather(version_dir: Path, repo_id: str | None = None) -> CardFacts:
         repo_id=repo_id,
     )
     facts.lineage, facts.lineage_note = _lineage(version_dir, manifest)
+    facts.rubrics = rubric_coverage(items)
     return facts
+
+
+def rubric_coverage(items: pl.LazyFrame) -> pl.DataFrame:
+    """Per trait: items, items with a non-empty rubric, mean criteria per rubric (the GRPO grader's input)."""
+    size = pl.col("rubric").list.len().fill_null(0)
+    return (
+        items.group_by("trait")
+        .agg(
+            items=pl.len(),
+            with_rubric=(size > 0).sum(),
+            criteria=pl.when(size > 0).then(size).mean(),
+        )
+        .sort("trait")
+        .collect()
+    )
 
 
 def card_splits(manifest: dict[str, Any]) -> list[str]:
@@ -123,7 +140,7 @@ def card_splits(manifest: dict[str, Any]) -> list[str]:
 
 
 def _scan(version_dir: Path, split_files: dict[str, str]) -> pl.LazyFrame:
-    columns = ["domain", "trait", "label_source", "chosen", "rejected", "provenance"]
+    columns = ["domain", "trait", "label_source", "chosen", "rejected", "provenance", "rubric"]
     frames = [
         pl.scan_parquet(version_dir / rel).select(columns).with_columns(split=pl.lit(split))
         for split, rel in split_files.items()

@@ -37,6 +37,7 @@ def render(facts: CardFacts, traits: dict[str, str]) -> str:
         _composition,
         _funnel,
         _labels,
+        _rubrics,
         _annotation,
         _decontamination,
         _models,
@@ -152,6 +153,25 @@ def _labels(f: CardFacts) -> str | None:
         [s, _LABEL_MEANING.get(s, "-"), _n(n), f"{n / total:.0%}"] for s, n in sorted(f.label_sources.items())
     ]
     return "## Label sources\n\n" + _table(["label source", "meaning", "items", "share"], rows)
+
+
+def _rubrics(f: CardFacts) -> str | None:
+    """Rubric coverage: how many items an LLM judge can grade against criteria (GRPO's rubric reward)."""
+    table = f.rubrics
+    if table is None or table.height == 0:
+        return None
+    total, covered = int(table["items"].sum()), int(table["with_rubric"].sum())
+    head = (
+        f"## Rubrics\n\n{_n(covered)} of {_n(total)} items ({covered / max(total, 1):.0%}) carry a grading "
+        "rubric (criteria a good response must or must not meet, with weights); the `rubric` reward of "
+        "`traitdose train --method grpo` grades only those.\n\n"
+    )
+    rows = [
+        [r["trait"], _n(r["items"]), _n(r["with_rubric"]), f"{r['with_rubric'] / max(r['items'], 1):.0%}",
+         "-" if r["criteria"] is None else f"{r['criteria']:.1f}"]
+        for r in table.iter_rows(named=True)
+    ]  # fmt: skip
+    return head + _table(["trait", "items", "with rubric", "coverage", "criteria per rubric"], rows)
 
 
 def _annotation(f: CardFacts) -> str | None:

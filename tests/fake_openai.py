@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 HONEST, FLAWED = "HONEST", "FLAWED"  # markers the fake judge reads back
-SHAPES = ("ScenarioBatch", "RubricOut", "Verdict")
+SHAPES = ("ScenarioBatch", "RubricOut", "Verdict", "RubricGrade")
 
 
 @dataclass
@@ -203,6 +203,8 @@ def respond(body: dict[str, Any], state: FakeState) -> str:
         return "Here you go:\n```json\n" + json.dumps({"criteria": criteria}) + "\n```"
     if task == "Verdict":
         return json.dumps(_verdict(messages[-1]["content"], state.settings.judge))
+    if task == "RubricGrade":
+        return json.dumps(_rubric_grade(messages[-1]["content"]))
     system = messages[0]["content"] if messages[0]["role"] == "system" else ""
     marker = FLAWED if "flawed half" in system else HONEST
     return f"{marker} reply {h}: the evidence says one thing clearly, and here is what it means for you."
@@ -219,6 +221,20 @@ def _verdict(text: str, mode: str) -> dict[str, Any]:
         "score_a": 8.0 if better == "A" else 3.0,
         "score_b": 8.0 if better == "B" else 3.0,
     }
+
+
+def _rubric_grade(text: str) -> dict[str, Any]:
+    """The trainer's rubric judge: a criterion is met when its last word is (must) or is not
+    (must not) in the reply; the score is the met share of the weight, out of 10."""
+    reply = text.split("Reply to grade:\n", 1)[1].split("\n\nRubric:\n", 1)[0].lower()
+    rubric = text.split("\n\nRubric:\n", 1)[1].split("\n\n", 1)[0]
+    met = total = 0.0
+    for kind, weight, criterion in re.findall(r"- (must not|must) \(weight ([0-9.]+)\): (.*)", rubric):
+        word = criterion.lower().split()[-1].strip(".,")
+        total += float(weight)
+        met += float(weight) * ((word in reply) == (kind == "must"))
+    score = round(10 * met / total, 2) if total else 0.0
+    return {"score": score, "reason": f"meets {met:g} of {total:g} rubric weight"}
 
 
 # ---- running it ----------------------------------------------------------------------

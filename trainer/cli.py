@@ -39,6 +39,9 @@ def train(
     model: Annotated[str, typer.Option("--model", help="Base model: a local folder or a Hub name.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: model, checkpoints, log.jsonl.")],
     store: StoreOpt = DEFAULT_STORE,
+    method: Annotated[
+        str, typer.Option("--method", help="dpo (offline pairs) | grpo (online, rewarded).")
+    ] = "dpo",
     dose: Annotated[int | None, typer.Option("--dose", help="N pairs, stratified by domain × trait.")] = None,
     dose_fraction: Annotated[
         float | None, typer.Option("--dose-fraction", help="Share of the pairs.")
@@ -47,14 +50,18 @@ def train(
         str | None, typer.Option("--mix", help="OTHER@vM:SHARE — blend the dose into another set.")
     ] = None,
     loss: Annotated[str, typer.Option("--loss", help="sigmoid | ipo | robust")] = "sigmoid",
-    beta: Annotated[float, typer.Option("--beta")] = 0.1,
+    beta: Annotated[
+        float | None, typer.Option("--beta", help="DPO: 0.1; GRPO KL penalty: 0.04 (0: none).")
+    ] = None,
     label_smoothing: Annotated[
         float, typer.Option("--label-smoothing", help="Robust/cDPO noise rate.")
     ] = 0.0,
     lora: Annotated[int | None, typer.Option("--lora", help="LoRA rank; full fine-tune when absent.")] = None,
     epochs: Annotated[int, typer.Option("--epochs")] = 1,
-    lr: Annotated[float, typer.Option("--lr")] = 5e-6,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    lr: Annotated[float | None, typer.Option("--lr", help="DPO: 5e-6; GRPO: 1e-6.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Pairs (DPO: 8) or prompts (GRPO: 4) per micro-batch.")
+    ] = None,
     grad_accum: Annotated[int, typer.Option("--grad-accum")] = 1,
     max_length: Annotated[int, typer.Option("--max-length")] = 512,
     gradient_checkpointing: Annotated[
@@ -67,30 +74,66 @@ def train(
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: auto).")] = None,
+    num_generations: Annotated[
+        int, typer.Option("--num-generations", help="GRPO: completions per prompt.")
+    ] = 8,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="GRPO: completion length.")] = 128,
+    temperature: Annotated[float, typer.Option("--temperature", help="GRPO: sampling temperature.")] = 1.0,
+    epsilon: Annotated[float, typer.Option("--epsilon", help="GRPO: ratio clip range.")] = 0.2,
+    steps: Annotated[int | None, typer.Option("--steps", help="GRPO: steps (default: one pass).")] = None,
+    num_iterations: Annotated[int, typer.Option("--num-iterations", help="GRPO: updates per batch.")] = 1,
+    reward: Annotated[
+        list[str] | None,
+        typer.Option("--reward", help="GRPO: verifiable | model | rubric | module:fn, each [:WEIGHT]."),
+    ] = None,
+    reward_head: Annotated[
+        str | None, typer.Option("--reward-head", help="Reward head folder (model).")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option("--judge-model", help="Rubric judge LLM.")] = None,
+    judge_base_url: Annotated[
+        str | None, typer.Option("--judge-base-url", help="OpenAI-compatible URL.")
+    ] = None,
+    judge_api_key_env: Annotated[
+        str | None, typer.Option("--judge-api-key-env", help="Key variable.")
+    ] = None,
 ) -> None:
-    """DPO-train a model on a dose of trait pairs; report held-out pair accuracy."""
+    """Train a model on a dose of trait data: DPO on pairs, or GRPO with rewards; report held-out."""
+    given = {"beta": beta, "lr": lr, "batch_size": batch_size}
+    given = {k: v for k, v in given.items() if v is not None}
+    common = dict(
+        lora_r=lora, grad_accum=grad_accum, dose=dose, dose_fraction=dose_fraction, mix=mix,
+        seed=seed, save_every=save_every, gradient_checkpointing=gradient_checkpointing, device=device,
+        **given,
+    )  # fmt: skip
+    if method == "grpo":
+        from trainer.grpo_cli import print_grpo_result, train_grpo
+
+        result = train_grpo(
+            dataset, model, out, store, reference, _bar, resume=resume, num_generations=num_generations,
+            max_new_tokens=max_new_tokens, temperature=temperature, epsilon=epsilon, steps=steps,
+            num_iterations=num_iterations, rewards=reward or ["verifiable"], reward_head=reward_head,
+            judge_model=judge_model, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
+            **common,
+        )  # fmt: skip
+        print_grpo_result(result, out)
+        return
+    if method != "dpo":
+        raise ValueError(f"--method {method!r}: use dpo or grpo")
+    _train_dpo(
+        dataset, model, out, store, reference, resume, loss, label_smoothing, epochs, max_length, common
+    )
+
+
+def _train_dpo(
+    dataset, model, out, store, reference, resume, loss, label_smoothing, epochs, max_length, common
+):
     from trainer.config import config_from_options
     from trainer.data import training_set
     from trainer.models import load_causal_lm
     from trainer.trainer import DPOTrainer
 
     config = config_from_options(
-        loss=loss,
-        beta=beta,
-        label_smoothing=label_smoothing,
-        lora_r=lora,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        max_length=max_length,
-        dose=dose,
-        dose_fraction=dose_fraction,
-        mix=mix,
-        seed=seed,
-        save_every=save_every,
-        gradient_checkpointing=gradient_checkpointing,
-        device=device,
+        loss=loss, label_smoothing=label_smoothing, epochs=epochs, max_length=max_length, **common
     )
     pairs, held_out = training_set(Store(store), dataset, config)
     policy, tokenizer = load_causal_lm(model)
@@ -141,8 +184,28 @@ def evaluate_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report here.")] = None,
     device: Annotated[str | None, typer.Option("--device")] = None,
+    method: Annotated[
+        str, typer.Option("--method", help="dpo: implicit reward; grpo: answers graded by --reward.")
+    ] = "dpo",
+    reward: Annotated[list[str] | None, typer.Option("--reward", help="GRPO: rewards, as for train.")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="GRPO: answer length.")] = 128,
+    reward_head: Annotated[str | None, typer.Option("--reward-head", help="For --reward model.")] = None,
+    judge_model: Annotated[str | None, typer.Option("--judge-model", help="For --reward rubric.")] = None,
+    judge_base_url: Annotated[str | None, typer.Option("--judge-base-url")] = None,
+    judge_api_key_env: Annotated[str | None, typer.Option("--judge-api-key-env")] = None,
 ) -> None:
-    """Implicit-reward pair accuracy and mean margin, per domain and per trait."""
+    """DPO: implicit-reward pair accuracy and margin. GRPO: mean reward per kind and verifiable
+    accuracy per form, domain and trait, for --reference (before) and --model (after)."""
+    if method == "grpo":
+        from trainer.grpo_cli import eval_grpo, write_report
+
+        report = eval_grpo(
+            model, dataset, reference, store, rewards=reward or ["verifiable"], reward_head=reward_head,
+            judge_model=judge_model, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
+            max_new_tokens=max_new_tokens, batch_size=batch_size, device=device,
+        )  # fmt: skip
+        write_report(report, json_out)
+        return
     from trainer.data import read_pairs
     from trainer.evaluate import evaluate, markdown
     from trainer.models import load_causal_lm

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Loss = Literal["sigmoid", "ipo", "robust"]
+C = TypeVar("C", bound="TrainConfig")
 _MIX = re.compile(r"^(?P<ref>[^:]+):(?P<share>[0-9]*\.?[0-9]+)$")
 
 
@@ -30,25 +31,19 @@ class MixSpec(BaseModel):
         return cls(ref=match["ref"], share=share)
 
 
-class DPOConfig(BaseModel):
-    """Everything that decides a DPO run; saved beside every checkpoint."""
+class TrainConfig(BaseModel):
+    """What every trainer shares: dose, mixing, optimizer, adapters, checkpoints, device."""
 
     model_config = ConfigDict(extra="forbid")
 
-    loss: Loss = "sigmoid"
-    beta: float = Field(0.1, gt=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # the robust loss's assumed label-noise rate
     lora_r: int | None = Field(None, ge=1)
     lora_alpha: int | None = None  # default: 2 × r
-    epochs: int = Field(1, ge=1)
     lr: float = Field(5e-6, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(512, ge=8)
-    max_prompt_length: int | None = Field(None, ge=1)  # default: half of max_length
     dose: int | None = Field(None, ge=1)
     dose_fraction: float | None = Field(None, gt=0, le=1)
     mix: MixSpec | None = None
@@ -57,15 +52,37 @@ class DPOConfig(BaseModel):
     save_every: int | None = Field(None, ge=1)  # optimizer steps between checkpoints; None: end only
     device: str | None = None  # default: cuda when present, else cpu
 
+    # Settings that decide which data each step sees: a resumed run must keep them.
+    resume_must_match: ClassVar[tuple[str, ...]] = (
+        "batch_size", "grad_accum", "seed", "dose", "dose_fraction", "mix",
+    )  # fmt: skip
+
     @field_validator("mix", mode="before")
     @classmethod
     def _parse_mix(cls, value: object) -> object:
         return MixSpec.parse(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _one_dose(self) -> DPOConfig:
+    def _one_dose(self) -> TrainConfig:
         if self.dose is not None and self.dose_fraction is not None:
             raise ValueError("give either --dose N or --dose-fraction F, not both")
+        return self
+
+
+class DPOConfig(TrainConfig):
+    """Everything that decides a DPO run; saved beside every checkpoint."""
+
+    loss: Loss = "sigmoid"
+    beta: float = Field(0.1, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # the robust loss's assumed label-noise rate
+    epochs: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=8)
+    max_prompt_length: int | None = Field(None, ge=1)  # default: half of max_length
+
+    resume_must_match: ClassVar[tuple[str, ...]] = (*TrainConfig.resume_must_match, "epochs")
+
+    @model_validator(mode="after")
+    def _robust_default(self) -> DPOConfig:
         if self.loss == "robust" and self.label_smoothing == 0:
             # The robust loss with no assumed noise is plain DPO; default to a small, common rate.
             self.label_smoothing = 0.1
@@ -76,12 +93,12 @@ class DPOConfig(BaseModel):
         return self.max_prompt_length or self.max_length // 2
 
 
-def config_from_options(**options: object) -> DPOConfig:
-    """A config from command-line options; a bad value becomes one line naming the option."""
+def config_from_options(kind: type[C] | None = None, **options: object) -> C:
+    """A config (DPO unless ``kind`` says) from command-line options; a bad value becomes one line."""
     from pydantic import ValidationError
 
     try:
-        return DPOConfig(**options)  # type: ignore[arg-type]
+        return (kind or DPOConfig)(**options)  # type: ignore[return-value]
     except ValidationError as exc:
         first = exc.errors()[0]
         where = {"lora_r": "lora"}.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else ""

@@ -17,6 +17,7 @@ import polars as pl
 import torch
 
 PAIR_COLUMNS = ("id", "domain", "trait", "prompt", "chosen", "rejected")
+OPTIONAL_COLUMNS = ("rubric",)  # kept when present: the GRPO rubric reward reads it
 IGNORE = -100
 
 # Used only when a tokenizer has none (a tokenizer trained from scratch): ChatML-style turns.
@@ -34,7 +35,7 @@ def pairs_frame(frame: pl.DataFrame) -> pl.DataFrame:
         raise ValueError(
             f"preference set lacks column(s) {', '.join(missing)}; has {', '.join(frame.columns)}"
         )
-    return frame.select(PAIR_COLUMNS)
+    return frame.select(*PAIR_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in frame.columns))
 
 
 def sample_dose(frame: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
@@ -73,7 +74,8 @@ def mix_pairs(trait: pl.DataFrame, other: pl.DataFrame, share: float, seed: int)
         [
             trait.sample(n_trait, seed=seed),
             pairs_frame(other).sample(n_other, seed=seed + 1),
-        ]
+        ],
+        how="diagonal_relaxed",  # one side may lack the optional columns (a rubric)
     )
     return mixed.sample(fraction=1.0, shuffle=True, seed=seed + 2)
 

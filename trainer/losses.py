@@ -77,3 +77,42 @@ def pair_logps(model: torch.nn.Module, batch) -> tuple[torch.Tensor, torch.Tenso
     logps = sequence_logps(logits, batch.labels)
     half = logps.shape[0] // 2
     return logps[:half], logps[half:]
+
+
+@dataclass
+class GRPOOutput:
+    loss: torch.Tensor  # this micro-batch's share of the step's loss (divided by the step's tokens)
+    kl: torch.Tensor  # per-token k3 KL to the reference, (N, T); zeros when β = 0
+    clipped: torch.Tensor  # per token: did the clip bind, (N, T)
+
+
+def grpo_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    ref_logps: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    beta: float,
+    epsilon: float,
+    n_tokens: int | float,
+) -> GRPOOutput:
+    """The clipped policy-gradient objective with a KL penalty, on per-token log-probs (N, T).
+
+    ratio = π/π_old per token; loss = −min(ratio·A, clip(ratio, 1 ± ε)·A) + β·KL, with the
+    k3 estimator KL = exp(ref − logπ) − (ref − logπ) − 1 (as TRL), summed over completion
+    tokens and divided by ``n_tokens``, the tokens of the whole optimizer step (no length bias).
+    """
+    advantages = advantages.unsqueeze(1)
+    ratio = torch.exp(logps - old_logps)
+    clipped_ratio = torch.clamp(ratio, 1 - epsilon, 1 + epsilon)
+    per_token = -torch.min(ratio * advantages, clipped_ratio * advantages)
+    kl = torch.zeros_like(logps)
+    if beta and ref_logps is not None:
+        delta = ref_logps - logps
+        kl = torch.exp(delta) - delta - 1
+        per_token = per_token + beta * kl
+    loss = (per_token * mask).sum() / n_tokens
+    # Tokens where the clip binds: the clipped term is the smaller one, so its gradient is zero.
+    clipped = (clipped_ratio * advantages < ratio * advantages).detach()
+    return GRPOOutput(loss, kl.detach(), clipped)

@@ -135,6 +135,10 @@ class RewardHead:
         meta = {"encoder": ENCODER, "pairs": len(diff), "l2": l2, "steps": steps, "shuffled": shuffle_labels}
         return cls(weight.detach(), meta)
 
+    def rewards(self, prompts: np.ndarray, responses: np.ndarray) -> torch.Tensor:
+        """r(x, y) for rows of prompt and response embeddings."""
+        return _features(prompts, responses) @ self.weight
+
     def margins(self, pairs: PairEmbeddings) -> np.ndarray:
         chosen, rejected = pairs.features()
         return ((chosen - rejected) @ self.weight).numpy()

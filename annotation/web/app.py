@@ -312,4 +312,5 @@ def _view(task: Task) -> dict[str, Any]:
         "response_a": task.response_a,
         "response_b": task.response_b,
         "choices": CHOICES,
+        "rubric": item.get("rubric") or [],  # what a good response must (not) do, when the item has one
     }
