@@ -12,6 +12,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from core.check import check_store
 from core.diff import diff_versions
 from core.io import WRITABLE, read_table, sibling, write_table
 from core.store import DEFAULT_STORE, Store
@@ -86,6 +87,27 @@ def diff(
         table.add_row(kind, str(len(getattr(result, kind))), shown or "-")
     console.print(table)
     console.print(f"rows: {result.rows}", highlight=False)
+
+
+@versions_app.command("check")
+@clean_errors
+def check(
+    dataset: Annotated[str | None, typer.Argument(help="Only this dataset (default: all).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    load: Annotated[bool, typer.Option(help="Also load each version with `datasets`.")] = True,
+) -> None:
+    """Verify every version: file checksums, row counts against the manifest, and that it loads."""
+    checks = check_store(Store(store), dataset, load=load)
+    if not checks:
+        raise LookupError(f"no versions{f' of {dataset!r}' if dataset else ''} in store {store}")
+    for result in checks:
+        console.print(f"{'ok' if result.ok else 'FAIL'}  {result.ref}", highlight=False, markup=False)
+        for problem in result.problems:
+            console.print(f"    {result.path}: {problem}", highlight=False, markup=False)
+    bad = sum(not c.ok for c in checks)
+    console.print(f"{len(checks)} versions checked, {bad} with problems", highlight=False)
+    if bad:
+        raise typer.Exit(1)
 
 
 # ---- standalone curation commands: any Parquet/JSONL/CSV in, Parquet/JSONL out -----------

@@ -94,7 +94,9 @@ class ABEvalSource(FileSource):
     kind: Literal["ab_eval"]
     question: str
     chosen: str  # column whose letter (or text) is the preferred answer
-    rejected: str | None = None  # column with the other answer(s), a string or a list; default: the other options
+    rejected: str | None = (
+        None  # column with the other answer(s), a string or a list; default: the other options
+    )
     keep_choices: bool = False  # keep the options block in the prompt
     pairs_per_question: int = Field(3, ge=1)  # when several rejected answers are given
 

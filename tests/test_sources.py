@@ -5,8 +5,8 @@ import json
 import polars as pl
 import pytest
 
-from recipes.runner import read_source
 from core.answers import split_options
+from recipes.runner import read_source
 from recipes.spec import load_recipe
 from tests.conftest import write_recipe
 

@@ -96,7 +96,9 @@ def question_pairs(record: dict, source: ABEvalSource) -> tuple[str, list[tuple[
         chosen = resolve_answer(answer, options)
         rejected = [resolve_answer(o, options) for o in others] or list(options.values())
         if not stem and not source.keep_choices:
-            raise AnswerError(f"expected a question before the options, found only options {preview(question)}")
+            raise AnswerError(
+                f"expected a question before the options, found only options {preview(question)}"
+            )
         prompt = question.strip() if source.keep_choices else stem
     else:
         if answer_letter(answer):
@@ -116,5 +118,7 @@ def _opposite(answer: str, source: ABEvalSource) -> list[str]:
     opposite = _OPPOSITE.get(str(parse_answer(answer)))
     if opposite is None or len(answer.split()) > 2:
         column = f"column {source.rejected!r}" if source.rejected else "a rejected: column"
-        raise AnswerError(f"expected the other answer in {column} (only Yes/No imply it), found {preview(answer)}")
+        raise AnswerError(
+            f"expected the other answer in {column} (only Yes/No imply it), found {preview(answer)}"
+        )
     return [opposite]

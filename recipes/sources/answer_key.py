@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 
-from recipes.sources.items import SourceOutput, make_item, prompt_messages
 from core.answers import AnswerError
+from recipes.sources.items import SourceOutput, make_item, prompt_messages
 from recipes.sources.tables import (
     apply_where,
     cell_text,
@@ -93,7 +93,11 @@ def _row(record: dict, source: AnswerKeySource) -> tuple[str, list[str], list[st
 def _answers(record: dict, column: str, separator: str) -> list[str]:
     """Split an answers cell (text or a list of texts), dropping blanks and repeats but keeping order."""
     cell = record.get(column)
-    parts = cell_texts(record, column) if isinstance(cell, list) else _split(cell_texts(record, column), separator)
+    parts = (
+        cell_texts(record, column)
+        if isinstance(cell, list)
+        else _split(cell_texts(record, column), separator)
+    )
     seen: dict[str, str] = {}
     for part in parts:
         text = part.strip()

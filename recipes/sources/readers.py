@@ -176,7 +176,9 @@ def read_hf(name: str, split: str) -> pl.DataFrame:
 
     try:
         dataset = datasets.load_dataset(name, split=split)
-    except Exception as exc:  # datasets raises many types (network, not found, bad split): all mean "unavailable"
+    except (
+        Exception
+    ) as exc:  # datasets raises many types (network, not found, bad split): all mean "unavailable"
         raise SourceError(
             f"hf:{name}: cannot load split {split!r} ({_first_line(exc)}); to make it available, "
             f"load it once online so it is cached (then HF_HUB_OFFLINE=1 works), "

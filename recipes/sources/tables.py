@@ -49,7 +49,9 @@ def apply_where(frame: pl.DataFrame, where: dict[str, list[str] | str], path: st
         cells = frame[column].to_list()
         matches = [m and c is not None and str(c) in values for m, c in zip(matches, cells, strict=True)]
     unreadable = [error is not None for error in frame[ERROR].to_list()]
-    return frame.filter(pl.Series([m or u for m, u in zip(matches, unreadable, strict=True)], dtype=pl.Boolean))
+    return frame.filter(
+        pl.Series([m or u for m, u in zip(matches, unreadable, strict=True)], dtype=pl.Boolean)
+    )
 
 
 def source_name(path: str) -> str:
