@@ -105,16 +105,22 @@ def _card(folder: Path, manifest: dict) -> list[str]:
 def _loads(folder: Path, manifest: dict) -> list[str]:
     """Load the non-empty splits with ``datasets`` (into a throwaway cache)."""
     from datasets import load_dataset
+    from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
 
     files = {s: str(folder / split_file(s)) for s, n in manifest.get("rows", {}).items() if n}
     if not files:
         return []  # nothing accepted (every item routed to annotation): nothing to load
+    bars = is_progress_bar_enabled()
+    disable_progress_bars()
     with tempfile.TemporaryDirectory(prefix="traitdose-check-") as cache:
         try:
             loaded = load_dataset("parquet", data_files=files, cache_dir=cache)
         except Exception as exc:  # any failure to load is the finding itself
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             return [f"datasets cannot load it: {first}"]
+        finally:
+            if bars:
+                enable_progress_bars()
     counts = {s: loaded[s].num_rows for s in files}
     expected = {s: manifest["rows"][s] for s in files}
     return [] if counts == expected else [f"datasets loads {counts} rows, the manifest records {expected}"]
