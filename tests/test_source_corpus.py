@@ -244,3 +244,60 @@ def test_versions_check_finds_changed_files_and_wrong_row_counts(tmp_path):
     assert bad.exit_code == 1
     assert "recipe.yaml: " in bad.output and "bytes, the manifest says" in bad.output
     assert f"data/train-00000-of-00001.parquet: {manifest['rows']['train'] - 1} rows" in bad.output
+
+
+HF = """name: corpus
+dataset: corpus
+domain: health
+trait: truthfulness
+source:
+  kind: answer_key
+  path: hf:someone/{name}
+  hf_split: {split}
+  question: question
+  correct: good
+  incorrect: bad
+"""
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """A Hub cache holding dataset ``someone/tiny`` as ``hf download`` leaves it; offline mode on."""
+    import huggingface_hub.constants as hub
+
+    cache = tmp_path / "hub"
+    commit = "0" * 40
+    data = cache / "datasets--someone--tiny" / "snapshots" / commit / "data"
+    data.mkdir(parents=True)
+    pl.DataFrame(
+        {
+            "question": ["Does sleep help memory?", "Is water needed for life?"],
+            "good": ["Yes, it consolidates it", "Yes, every cell needs it"],
+            "bad": ["No, never", "No, plants live without it"],
+        }
+    ).write_parquet(data / "train-00000-of-00001.parquet")
+    (cache / "datasets--someone--tiny" / "refs").mkdir()
+    (cache / "datasets--someone--tiny" / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
+    return cache
+
+
+def test_hf_source_offline_from_the_hub_cache(tmp_path, offline_hub):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(HF.format(name="tiny", split="train"))
+    result = CliRunner().invoke(app, ["run", str(recipe), "--store", str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    assert sum(Store(tmp_path / "store").resolve("corpus").manifest["rows"].values()) == 2
+
+
+@pytest.mark.parametrize(("name", "split"), [("absent", "train"), ("tiny", "validation")])
+def test_hf_source_unavailable_is_one_line_naming_dataset_and_split(tmp_path, offline_hub, name, split):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(HF.format(name=name, split=split))
+    result = CliRunner().invoke(app, ["run", str(recipe), "--store", str(tmp_path / "store")])
+    line = failed(result, Store(tmp_path / "store"), f"hf:someone/{name}", f"split {split!r}")
+    assert f"hf download someone/{name} --repo-type dataset" in line
