@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -134,7 +134,7 @@ def dedupe(
     config = DedupeConfig(
         field=field, threshold=threshold, ngram=ngram, num_perm=num_perm, shingle="char" if char else "word"
     )
-    _run_stage(input, out, lambda tick: NearDedupe(config, progress=tick), "signing")
+    _run_stage(input, out, lambda tick: NearDedupe(config, progress=tick), "signing", field.split("+"))
 
 
 @app.command("decontam")
@@ -157,7 +157,8 @@ def decontam(
     """Remove rows that overlap evaluation benchmarks (long n-grams, shingle containment)."""
     benchmarks = [parse_benchmark(a) for a in against]
     config = DecontamConfig(benchmarks=benchmarks, field=field, ngram=ngram, containment=containment)
-    result = _run_stage(input, out, lambda tick: Decontaminate(config, progress=tick), "checking")
+    make = lambda tick: Decontaminate(config, progress=tick)  # noqa: E731
+    result = _run_stage(input, out, make, "checking", field.split("+"))
     table = Table(title="benchmarks")
     for column in ("benchmark", "checked", "removed", "examples (id: span)"):
         table.add_column(column)
@@ -196,7 +197,8 @@ def filter_(
         pii=pii,  # type: ignore[arg-type]
         banned_phrases=ban or [],
     )
-    _run_stage(input, out, lambda tick: QualityFilter(config, fields=fields), "filtering")
+    given = (field,) if field else ()
+    _run_stage(input, out, lambda tick: QualityFilter(config, fields=fields), "filtering", given)
 
 
 def parse_benchmark(spec: str) -> Benchmark:
@@ -218,9 +220,18 @@ def parse_benchmark(spec: str) -> Benchmark:
 
 
 def _run_stage(
-    input: Path, out: Path, make: Callable[[Callable[[int], None]], Stage], what: str
+    input: Path,
+    out: Path,
+    make: Callable[[Callable[[int], None]], Stage],
+    what: str,
+    fields: Sequence[str] = (),
 ) -> StageResult:
     items = read_table(input)
+    missing = [f for f in fields if f not in items.columns]
+    if missing:
+        raise ValueError(
+            f"--field {missing[0]}: {input} has no column {missing[0]!r}; columns: {', '.join(items.columns)}"
+        )
     if out.suffix.lower() not in WRITABLE:
         raise ValueError(f"--out {out}: use .parquet or .jsonl")
     with progress_bar() as bar:

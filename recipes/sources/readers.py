@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from core.answers import preview
+from core.io import DatasetUnavailable, load_hf
 
 ROW = "__row__"
 ERROR = "__error__"
@@ -171,47 +172,16 @@ def _records_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def read_hf(name: str, split: str) -> pl.DataFrame:
-    """``hf:<name>`` through ``datasets``; offline (``HF_HUB_OFFLINE=1``) from the local cache:
-    the ``datasets`` cache or a Hub snapshot (``hf download <name> --repo-type dataset``)."""
+    """``hf:<name>`` through ``datasets`` (offline from the local cache; see :func:`core.io.load_hf`)."""
     try:
-        dataset = _load_hf(name, split)
-    except (
-        Exception
-    ) as exc:  # datasets raises many types (network, not found, bad split): all mean "unavailable"
-        raise SourceError(
-            f"hf:{name}: cannot load split {split!r} ({_first_line(exc)}); to make it available, run "
-            f"`hf download {name} --repo-type dataset` while online (then HF_HUB_OFFLINE=1 reads the cache), "
-            f"or download the files and give their path as source.path"
-        ) from exc
-    frame = pl.from_arrow(dataset.data.table)
+        table = load_hf(name, split)
+    except DatasetUnavailable as exc:
+        raise SourceError(str(exc)) from exc
+    frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame.with_row_index(ROW, offset=1).with_columns(
         pl.col(ROW).cast(pl.Int64), pl.lit(None, pl.String).alias(ERROR)
     )
-
-
-def _load_hf(name: str, split: str) -> Any:
-    import datasets
-    from datasets.utils import disable_progress_bars
-
-    disable_progress_bars()  # the run has its own progress bar
-    try:
-        return datasets.load_dataset(name, split=split)
-    except Exception:
-        snapshot = _hub_snapshot(name)
-        if snapshot is None:
-            raise
-        return datasets.load_dataset(snapshot, split=split)
-
-
-def _hub_snapshot(name: str) -> str | None:
-    """The Hub cache's copy of dataset repo ``name``, without touching the network."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(name, repo_type="dataset", local_files_only=True)
-    except Exception:  # not cached, or not a repo id at all: the caller reports the first failure
-        return None
 
 
 def _first_line(exc: BaseException) -> str:
