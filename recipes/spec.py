@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from core.traits import TRAITS, VIOLATIONS, known_traits
+from core.urls import redact_url
 from curation.config import CurationConfig
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -312,7 +313,11 @@ class Recipe(Spec):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        """The resolved recipe as stored beside a version and printed: endpoint credentials redacted."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if data.get("llm", {}).get("base_url"):
+            data["llm"]["base_url"] = redact_url(data["llm"]["base_url"])
+        return yaml.safe_dump(data, sort_keys=False)
 
 
 # ---- loading ---------------------------------------------------------------------------
