@@ -301,3 +301,39 @@ def test_hf_source_unavailable_is_one_line_naming_dataset_and_split(tmp_path, of
     result = CliRunner().invoke(app, ["run", str(recipe), "--store", str(tmp_path / "store")])
     line = failed(result, Store(tmp_path / "store"), f"hf:someone/{name}", f"split {split!r}")
     assert f"hf download someone/{name} --repo-type dataset" in line
+
+
+def test_many_quarantined_rows_warn_with_the_top_reasons_and_group_in_the_funnel(tmp_path):
+    bad = [{"question": f"Agree on point {n}?", "answer_matching_behavior": "(A)"} for n in range(2)]
+    data = (
+        ab_line(0) + ab_line(1) + ab_line(2) + b"".join(json.dumps(r).encode() + b"\n" for r in bad) + b"[]\n"
+    )
+    result, store = run(tmp_path, AB, "set.jsonl", data)
+    succeeded(result, store, items=3)
+    source = store.resolve("corpus").manifest["funnel"][0]
+    assert source["dropped"] == {
+        "unparseable: expected a JSON object": 1,
+        "unparseable: expected options '(A) …' '(B) …' in the question for answer '(A)'": 2,
+    }
+    warning = " ".join(result.output.split())
+    assert "warning: 3 of 6 rows (50%) of" in warning
+    assert (
+        "top reasons: 2× expected options '(A) …' '(B) …' in the question for answer '(A)' (e.g. row 4:"
+        in warning
+    )
+
+
+def test_every_item_filtered_writes_no_version(tmp_path):
+    extra = "curation:\n  filter:\n    banned_phrases: [that is their call]\n"
+    text = AB.replace("{extra}", "") + extra
+    result, store = run(tmp_path, text, "set.jsonl", ab_line(0) + ab_line(1))
+    failed(result, store, "no item survived curation", "filter (banned_phrase: 2)", "no version written")
+
+
+def test_row_text_that_looks_like_markup_is_printed_as_text(tmp_path):
+    rows = [
+        {"question": f"[/] [bold]closing tags[/bold] {n}", "answer_matching_behavior": "(A)"}
+        for n in range(2)
+    ]
+    result, store = run(tmp_path, AB, "set.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    assert "found '[/] [bold]closing tags[/bold] 0'" in failed(result, store, "all 2 rows")

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from core.answers import preview
 from core.io import DatasetUnavailable, load_hf
@@ -47,10 +49,11 @@ def read_file(path: str, encoding: str = "utf-8") -> pl.DataFrame:
     if suffix in (".jsonl", ".json"):
         return _records_frame(_json_records(path, data, encoding))
     if suffix == ".parquet":
-        try:
-            frame = pl.read_parquet(io.BytesIO(data))
-        except (pl.exceptions.PolarsError, OSError) as exc:
+        try:  # through pyarrow: its errors name no polars keyword the recipe cannot set
+            frame = pl.from_arrow(pq.read_table(io.BytesIO(data)))
+        except (pa.ArrowException, pl.exceptions.PolarsError, OSError) as exc:
             raise SourceError(f"{path}: not a readable parquet file ({_first_line(exc)})") from exc
+        assert isinstance(frame, pl.DataFrame)
         return frame.with_row_index(ROW, offset=1).with_columns(
             pl.col(ROW).cast(pl.Int64), pl.lit(None, pl.String).alias(ERROR)
         )
