@@ -181,6 +181,8 @@ def test_a_five_megabyte_field_is_read(tmp_path):
         ("empty.jsonl", b"", ("empty.jsonl", "the file is empty")),
         ("blank.csv", b"\n\n", ("blank.csv", "the file is empty")),
         ("header.csv", b"Question,Correct,Incorrect\n", ("header.csv", "has no rows")),
+        ("broken.parquet", b"PAR1 not really parquet", ("broken.parquet", "not a readable parquet file")),
+        ("twice.csv", b"Question,Question\nq,q\n", ("twice.csv", "names column 'Question' twice")),
     ],
 )
 def test_empty_files_end_in_one_line(tmp_path, name, data, words):
@@ -337,3 +339,10 @@ def test_row_text_that_looks_like_markup_is_printed_as_text(tmp_path):
     ]
     result, store = run(tmp_path, AB, "set.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     assert "found '[/] [bold]closing tags[/bold] 0'" in failed(result, store, "all 2 rows")
+
+
+def test_a_json_array_file_reads_like_jsonl(tmp_path):
+    rows = [json.loads(ab_line(n)) for n in range(3)]
+    data = json.dumps([rows[0], "not an object", rows[1], rows[2]]).encode()
+    reasons = succeeded(*run(tmp_path, AB, "set.json", data), items=3)
+    assert reasons == {2: "expected a JSON object, found a JSON str"}

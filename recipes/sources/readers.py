@@ -53,10 +53,7 @@ def read_file(path: str, encoding: str = "utf-8") -> pl.DataFrame:
             frame = pl.from_arrow(pq.read_table(io.BytesIO(data)))
         except (pa.ArrowException, pl.exceptions.PolarsError, OSError) as exc:
             raise SourceError(f"{path}: not a readable parquet file ({_first_line(exc)})") from exc
-        assert isinstance(frame, pl.DataFrame)
-        return frame.with_row_index(ROW, offset=1).with_columns(
-            pl.col(ROW).cast(pl.Int64), pl.lit(None, pl.String).alias(ERROR)
-        )
+        return _numbered(frame)
     raise SourceError(f"{path}: unsupported file type {suffix!r}: use .csv, .jsonl, .json or .parquet")
 
 
@@ -180,7 +177,11 @@ def read_hf(name: str, split: str) -> pl.DataFrame:
         table = load_hf(name, split)
     except DatasetUnavailable as exc:
         raise SourceError(str(exc)) from exc
-    frame = pl.from_arrow(table)
+    return _numbered(pl.from_arrow(table))
+
+
+def _numbered(frame: pl.DataFrame | pl.Series) -> pl.DataFrame:
+    """A whole table as read: rows numbered from 1, none unreadable."""
     assert isinstance(frame, pl.DataFrame)
     return frame.with_row_index(ROW, offset=1).with_columns(
         pl.col(ROW).cast(pl.Int64), pl.lit(None, pl.String).alias(ERROR)
