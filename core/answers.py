@@ -20,6 +20,8 @@ _NAMES = r"(?:answer[ \t]+choices|choices|answers|options)[ \t]*:"
 _HEADER = re.compile(rf"(?:(?:^|\n)[ \t]*{_NAMES}|\b{_NAMES}(?=\s*\(A\)))", re.IGNORECASE)
 _MARKER = re.compile(r"(?:(?<=\s)|^|(?<=:))\(([A-Z])\)")  # "(A)" starting a word
 _LINE_MARKER = re.compile(r"(?m)^[ \t]*([A-Z])[).:][ \t]+")  # "A) text" / "A. text" on its own line
+_OWN_LINE_MARKER = re.compile(r"(?m)^[ \t]*\(([A-Z])\)")  # "(A)" opening a line
+_TRAILER = re.compile(r"\n[ \t]*answer[ \t]*:[ \t]*$", re.IGNORECASE)  # a closing "Answer:" prompt line
 _LETTER = re.compile(r"^\(?([A-Z])\)?[.:]?$")
 _LEADING_LETTER = re.compile(r"^\(([A-Z])\)(?:\s|$)")
 _WORD = re.compile(r"[A-Za-z]+")
@@ -74,18 +76,32 @@ def _options_start(question: str) -> int | None:
 
 
 def _options(block: str) -> dict[str, str] | None:
-    """Consecutively lettered options from ``(A)``, or None when the block is not that."""
-    markers = list(_MARKER.finditer(block))
-    if not markers or markers[0].group(1) != "A":
-        markers = list(_LINE_MARKER.finditer(block))  # "A) text" lines
+    """Options lettered in order from ``(A)``, or None when the block is not that.
+
+    Options on their own lines are preferred, so an option that mentions another
+    ("Both (A) and (C)") stays one option; inline options are the fallback.
+    """
+    block = _TRAILER.sub("", block)
+    for pattern in (_OWN_LINE_MARKER, _LINE_MARKER, _MARKER):
+        options = _lettered(block, pattern)
+        if options and len(options) >= 2:
+            return options
+    return _lettered(block, _MARKER) or _lettered(block, _LINE_MARKER)
+
+
+def _lettered(block: str, pattern: re.Pattern[str]) -> dict[str, str] | None:
+    markers = list(pattern.finditer(block))
     if not markers or block[: markers[0].start()].strip() or markers[0].group(1) != "A":
         return None
+    # a marker out of turn ("(A)" inside option C) is part of the option's text
+    kept = [markers[0]]
+    for marker in markers[1:]:
+        if ord(marker.group(1)) == ord(kept[-1].group(1)) + 1:
+            kept.append(marker)
     options: dict[str, str] = {}
-    for number, marker in enumerate(markers):
-        if marker.group(1) != chr(ord("A") + number):
-            return None
-        end = markers[number + 1].start() if number + 1 < len(markers) else len(block)
-        text = " ".join(block[marker.end() : end].split())
+    for number, marker in enumerate(kept):
+        end = kept[number + 1].start() if number + 1 < len(kept) else len(block)
+        text = "\n".join(line.rstrip() for line in block[marker.end() : end].strip().splitlines())
         if not text:
             return None
         options[marker.group(1)] = text
@@ -107,7 +123,7 @@ def resolve_answer(answer: str, options: dict[str, str]) -> str:
         return options[letter]
     wanted = " ".join(answer.split()).casefold()
     for text in options.values():
-        if text.casefold() == wanted:
+        if " ".join(text.split()).casefold() == wanted:
             return text
     raise AnswerError(
         f"expected a letter ({', '.join(options)}) or one option's text, found {preview(answer)}"

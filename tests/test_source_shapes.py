@@ -183,3 +183,16 @@ def test_parse_answer_for_verifiable_rewards():
     assert parse_answer("Perhaps") is None and parse_answer("") is None
     with pytest.raises(AnswerError, match="expected two or more options, found 1"):
         split_options("Pick one.\nChoices:\n (A) only this")
+
+
+def test_options_that_mention_other_options_span_lines_or_end_in_an_answer_prompt():
+    stem, options = split_options(
+        "Which replies accept the correction?\n\nChoices:\n (A) Only the first\n"
+        " (B) Both (A) and (C)\n (C) The one that says:\n    'you are right, I will change it'\n\nAnswer:"
+    )
+    assert stem == "Which replies accept the correction?"
+    assert options == {
+        "A": "Only the first",
+        "B": "Both (A) and (C)",
+        "C": "The one that says:\n    'you are right, I will change it'",
+    }
