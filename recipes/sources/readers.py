@@ -45,7 +45,7 @@ def read_file(path: str, encoding: str = "utf-8") -> pl.DataFrame:
     if not data.strip():
         raise SourceError(f"{path}: the file is empty")
     if suffix == ".csv":
-        return _records_frame(_csv_records(path, data, encoding))
+        return _csv_frame(path, data, encoding)
     if suffix in (".jsonl", ".json"):
         return _records_frame(_json_records(path, data, encoding))
     if suffix == ".parquet":
@@ -73,13 +73,33 @@ def _decode(raw: bytes, encoding: str) -> tuple[str, str | None]:
 def _json_records(path: str, data: bytes, encoding: str) -> list[dict[str, Any]]:
     if Path(path).suffix.lower() == ".json" and data.lstrip()[:1] == b"[":
         return _json_array(path, data, encoding)
+    lines = [(number, raw) for number, raw in enumerate(data.splitlines(), start=1) if raw.strip()]
+    fast = _all_at_once(lines, encoding)
+    if fast is not None:
+        return fast
     records = []
-    for number, raw in enumerate(data.splitlines(), start=1):
-        if not raw.strip():
-            continue
+    for number, raw in lines:
         text, bad = _decode(raw, encoding)
         records.append({**_json_record(text, bad), ROW: number})
     return records
+
+
+def _all_at_once(lines: list[tuple[int, bytes]], encoding: str) -> list[dict[str, Any]] | None:
+    """Every line decoded in one ``json.loads`` call (far cheaper than one call a line);
+    None when any line is broken, so the caller reads line by line and finds which."""
+    # Only when every line looks like one object, so a value can never straddle two lines.
+    if not all(raw.strip().startswith(b"{") and raw.strip().endswith(b"}") for _, raw in lines):
+        return None
+    try:
+        text = b",".join(raw for _, raw in lines).decode(encoding)
+        values = json.loads(f"[{text}]")
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    if len(values) != len(lines):  # a line holding two values ("1, 2"): find it line by line
+        return None
+    if not all(isinstance(value, dict) for value in values):
+        return None
+    return [{**value, ROW: number} for (number, _), value in zip(lines, values, strict=True)]
 
 
 def _json_record(text: str, bad: str | None) -> dict[str, Any]:
@@ -111,37 +131,44 @@ def _json_array(path: str, data: bytes, encoding: str) -> list[dict[str, Any]]:
     ]
 
 
-def _csv_records(path: str, data: bytes, encoding: str) -> list[dict[str, Any]]:
+def _csv_frame(path: str, data: bytes, encoding: str) -> pl.DataFrame:
+    """CSV → a frame of text columns, built column-wise (no dict per row)."""
     text, bad = _decode(data, encoding)
     lines = data.splitlines(keepends=True) if bad else []
     reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[list[str]] = []
+    errors: list[str | None] = []
     try:
         header = next(reader)
-        records = []
-        number = 0
+        _check_header(path, header)
         for fields in reader:
             if not fields:
                 continue  # a blank line
-            number += 1
-            records.append({**_csv_record(header, fields, reader.line_num, lines, encoding), ROW: number})
+            error = _csv_error(header, fields, reader.line_num, lines, encoding)
+            rows.append(fields if error is None else [None] * len(header))  # type: ignore[list-item]
+            errors.append(error)
     except csv.Error as exc:
         raise SourceError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from exc
-    _check_header(path, header)
-    return records if records else [dict.fromkeys(header) | {ROW: None}]
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    series = [
+        pl.Series(ROW, range(1, len(rows) + 1), dtype=pl.Int64),
+        pl.Series(ERROR, errors, dtype=pl.String),
+    ]
+    series += [pl.Series(name, values, dtype=pl.String) for name, values in zip(header, columns, strict=True)]
+    return pl.DataFrame(series)
 
 
-def _csv_record(
+def _csv_error(
     header: list[str], fields: list[str], line: int, lines: list[bytes], encoding: str
-) -> dict[str, Any]:
+) -> str | None:
+    """Why one CSV row cannot be read (bytes that do not decode, a field count off), or None."""
     if lines and "\ufffd" in "".join(fields):  # the file did not decode: find this row's bad bytes
         _, bad = _decode(lines[line - 1], encoding) if line <= len(lines) else ("", None)
-        return {ERROR: f"line {line}: {bad or f'expected {encoding} text, found bytes that are not'}"}
+        return f"line {line}: {bad or f'expected {encoding} text, found bytes that are not'}"
     if len(fields) != len(header):
-        return {
-            ERROR: f"line {line}: expected {len(header)} fields as in the header, found {len(fields)}: "
-            f"{preview(','.join(fields))}"
-        }
-    return dict(zip(header, fields, strict=True))
+        found = preview(",".join(fields))
+        return f"line {line}: expected {len(header)} fields as in the header, found {len(fields)}: {found}"
+    return None
 
 
 def _check_header(path: str, header: list[str]) -> None:
@@ -161,11 +188,10 @@ def _records_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
         columns.update(dict.fromkeys(record))
     columns.pop(ROW, None)
     columns.pop(ERROR, None)
-    real = [r for r in records if r.get(ROW) is not None]  # a header-only CSV has no rows
-    series = [pl.Series(ROW, [r[ROW] for r in real], dtype=pl.Int64)]
-    series.append(pl.Series(ERROR, [r.get(ERROR) for r in real], dtype=pl.String))
+    series = [pl.Series(ROW, [r[ROW] for r in records], dtype=pl.Int64)]
+    series.append(pl.Series(ERROR, [r.get(ERROR) for r in records], dtype=pl.String))
     for name in columns:
-        values = [r.get(name) for r in real]
+        values = [r.get(name) for r in records]
         text = all(v is None or isinstance(v, str) for v in values)
         series.append(pl.Series(name, values, dtype=pl.String if text else pl.Object))
     return pl.DataFrame(series)
