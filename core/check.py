@@ -69,7 +69,7 @@ def _rows(folder: Path, manifest: dict) -> list[str]:
     problems = []
     tables = {s: (split_file(s), n) for s, n in manifest.get("rows", {}).items()}
     tables |= {s: (f"{s}.parquet", n) for s, n in manifest.get("side_rows", {}).items()}
-    for name, (rel, expected) in tables.items():
+    for rel, expected in tables.values():
         path = folder / rel
         if not path.is_file():
             if expected:
@@ -82,8 +82,6 @@ def _rows(folder: Path, manifest: dict) -> list[str]:
             continue
         if found != expected:
             problems.append(f"{rel}: {found} rows, the manifest records {expected}")
-        elif not found and name in manifest.get("rows", {}):
-            problems.append(f"{rel}: an empty split file; datasets cannot load it (rewrite the version)")
     return problems
 
 
@@ -103,7 +101,7 @@ def _card(folder: Path, manifest: dict) -> list[str]:
 
 
 def _loads(folder: Path, manifest: dict) -> list[str]:
-    """Load the non-empty splits with ``datasets`` (into a throwaway cache)."""
+    """Load the version with ``datasets`` (into a throwaway cache): its non-empty splits, rows as recorded."""
     from datasets import load_dataset
     from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
 
@@ -113,15 +111,18 @@ def _loads(folder: Path, manifest: dict) -> list[str]:
     bars = is_progress_bar_enabled()
     disable_progress_bars()
     with tempfile.TemporaryDirectory(prefix="traitdose-check-") as cache:
-        try:
-            loaded = load_dataset("parquet", data_files=files, cache_dir=cache)
+        try:  # as users load it: through the card's configs when the version has a card
+            if (folder / "README.md").is_file():
+                loaded = load_dataset(str(folder), cache_dir=cache)
+            else:
+                loaded = load_dataset("parquet", data_files=files, cache_dir=cache)
         except Exception as exc:  # any failure to load is the finding itself
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             return [f"datasets cannot load it: {first}"]
         finally:
             if bars:
                 enable_progress_bars()
-    counts = {s: loaded[s].num_rows for s in files}
+    counts = {s: loaded[s].num_rows for s in loaded}
     expected = {s: manifest["rows"][s] for s in files}
     return [] if counts == expected else [f"datasets loads {counts} rows, the manifest records {expected}"]
 

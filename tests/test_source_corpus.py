@@ -346,3 +346,12 @@ def test_a_json_array_file_reads_like_jsonl(tmp_path):
     data = json.dumps([rows[0], "not an object", rows[1], rows[2]]).encode()
     reasons = succeeded(*run(tmp_path, AB, "set.json", data), items=3)
     assert reasons == {2: "expected a JSON object, found a JSON str"}
+
+
+def test_versions_check_reports_an_unreadable_manifest(tmp_path):
+    result, store = run(tmp_path, AB, "set.jsonl", ab_line(0) + ab_line(1))
+    succeeded(result, store, items=2)
+    manifest = store.resolve("corpus").path / "manifest.json"
+    manifest.write_text('{"dataset": "corpus",\n')
+    [report] = check_store(Store(tmp_path / "store"))
+    assert not report.ok and report.problems[0].startswith(f"{manifest}: unreadable (")
