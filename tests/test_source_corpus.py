@@ -315,13 +315,13 @@ def test_many_quarantined_rows_warn_with_the_top_reasons_and_group_in_the_funnel
     source = store.resolve("corpus").manifest["funnel"][0]
     assert source["dropped"] == {
         "unparseable: expected a JSON object": 1,
-        "unparseable: expected options '(A) …' '(B) …' in the question for answer '(A)'": 2,
+        "unparseable: expected options '(A) …' '(B) …' in the question since the answer is a letter": 2,
     }
     warning = " ".join(result.output.split())
     assert "warning: 3 of 6 rows (50%) of" in warning
     assert (
-        "top reasons: 2× expected options '(A) …' '(B) …' in the question for answer '(A)' (e.g. row 4:"
-        in warning
+        "top reasons: 2× expected options '(A) …' '(B) …' in the question since the answer is a letter "
+        "(e.g. row 4:" in warning
     )
 
 

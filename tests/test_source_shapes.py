@@ -142,8 +142,8 @@ def test_unparseable_rows_say_what_was_expected_and_found(tmp_path):
     assert not out.rows and set(reasons) == {1, 2, 3, 4, 5, 6}
     assert reasons[1].startswith("expected options '(A) …' '(B) …' after 'Choices:', found '1. yes 2. no'")
     assert (
-        reasons[2]
-        == "expected options '(A) …' '(B) …' in the question for answer '(A)', found 'Do you agree?'"
+        reasons[2] == "expected options '(A) …' '(B) …' in the question since the answer is a letter, "
+        "found 'Do you agree?' (answer '(A)')"
     )
     assert reasons[3] == "expected a letter (A, B) or one option's text, found 'Perhaps'"
     assert (

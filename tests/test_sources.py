@@ -115,7 +115,7 @@ def test_broken_rows_are_quarantined_with_row_number_and_reason(tmp_path):
     reasons = {q["row"]: q["reason"] for q in out.quarantine}
     assert set(reasons) == {2, 3, 4}
     assert "expected a JSON object, found invalid JSON" in reasons[2]
-    assert "expected options '(A) …' '(B) …' in the question for answer '(A)'" in reasons[3]
+    assert "expected options '(A) …' '(B) …' in the question since the answer is a letter" in reasons[3]
     assert "expected one of the letters A, B, found '(C)'" in reasons[4]
 
     csv = tmp_path / "qa.csv"

@@ -103,13 +103,15 @@ def question_pairs(record: dict, source: ABEvalSource) -> tuple[str, list[tuple[
     else:
         if answer_letter(answer):
             raise AnswerError(
-                f"expected options '(A) …' '(B) …' in the question for answer {preview(answer)}, "
-                f"found {preview(question)}"
+                f"expected options '(A) …' '(B) …' in the question since the answer is a letter, "
+                f"found {preview(question)} (answer {preview(answer)})"
             )
         chosen, rejected, prompt = answer, others or _opposite(answer, source), question.strip()
     unique = {r.casefold(): r for r in rejected if r.casefold() != chosen.casefold()}
     if not unique:
-        raise AnswerError(f"expected a rejected answer other than the chosen {preview(chosen)}, found none")
+        raise AnswerError(
+            f"expected a rejected answer other than the chosen one, found none (chosen {preview(chosen)})"
+        )
     return prompt, [(chosen, r) for r in unique.values()]
 
 
