@@ -355,3 +355,12 @@ def test_versions_check_reports_an_unreadable_manifest(tmp_path):
     manifest.write_text('{"dataset": "corpus",\n')
     [report] = check_store(Store(tmp_path / "store"))
     assert not report.ok and report.problems[0].startswith(f"{manifest}: unreadable (")
+
+
+def test_a_json_file_holding_one_object_ends_in_one_line(tmp_path):
+    data = json.dumps({"data": [json.loads(ab_line(0))]}, indent=2).encode()
+    failed(
+        *run(tmp_path, AB, "set.json", data),
+        "set.json",
+        "expected a JSON array of objects or one object per line",
+    )

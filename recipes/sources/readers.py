@@ -73,6 +73,11 @@ def _decode(raw: bytes, encoding: str) -> tuple[str, str | None]:
 def _json_records(path: str, data: bytes, encoding: str) -> list[dict[str, Any]]:
     if Path(path).suffix.lower() == ".json" and data.lstrip()[:1] == b"[":
         return _json_array(path, data, encoding)
+    if Path(path).suffix.lower() == ".json" and data.strip().count(b"\n") and _one_object(data, encoding):
+        raise SourceError(
+            f"{path}: expected a JSON array of objects or one object per line, found one JSON object; "
+            f"give the path of the file holding the rows (or convert it to JSONL)"
+        )
     lines = [(number, raw) for number, raw in enumerate(data.splitlines(), start=1) if raw.strip()]
     fast = _all_at_once(lines, encoding)
     if fast is not None:
@@ -82,6 +87,14 @@ def _json_records(path: str, data: bytes, encoding: str) -> list[dict[str, Any]]
         text, bad = _decode(raw, encoding)
         records.append({**_json_record(text, bad), ROW: number})
     return records
+
+
+def _one_object(data: bytes, encoding: str) -> bool:
+    """Is the whole file one (pretty-printed) JSON object, e.g. ``{"data": [...]}``?"""
+    try:
+        return isinstance(json.loads(data.decode(encoding)), dict)
+    except ValueError:
+        return False
 
 
 def _all_at_once(lines: list[tuple[int, bytes]], encoding: str) -> list[dict[str, Any]] | None:
