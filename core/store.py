@@ -2,7 +2,8 @@
 
 A store is a folder; ``<store>/<dataset>/vN/`` holds one immutable version:
 
-- ``data/<split>-00000-of-00001.parquet`` — the accepted items, Hub layout;
+- ``data/<split>-00000-of-00001.parquet`` — the accepted items, Hub layout (a split with
+  no rows has no file: the manifest records it as 0 and the card leaves it out);
 - ``<side>.parquet`` — side tables (``dropped``, ``routed``) that are not splits;
 - ``manifest.json`` — parent, recipe hash, per-file sha256, row counts, funnel, time;
 - ``README.md`` — the dataset card, written by the registered card renderer;
@@ -80,7 +81,12 @@ class Version:
         if missing:
             raise StoreError(f"{self.ref} has no split {missing[0]!r}; it has {self.splits}")
         schema = pa.schema([ITEM_SCHEMA.field(c) for c in columns]) if columns else ITEM_SCHEMA
-        tables = [pq.read_table(self.path / split_file(s), columns=columns, schema=schema) for s in names]
+        # An empty split has no file (``datasets`` cannot load a 0-row parquet file).
+        tables = [
+            pq.read_table(self.path / split_file(s), columns=columns, schema=schema)
+            for s in names
+            if self.manifest["rows"][s]
+        ]
         return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def frame(self, split: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
@@ -208,6 +214,8 @@ class Store:
         (tmp / "data").mkdir()
         written = []
         for name, table in splits.items():
+            if not table.num_rows:
+                continue  # recorded as 0 in the manifest; no file, so every version loads
             path = tmp / split_file(name)
             pq.write_table(table, path, compression="zstd")
             written.append(path)

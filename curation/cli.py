@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +12,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from core.check import check_store
 from core.diff import diff_versions
 from core.io import WRITABLE, read_table, sibling, write_table
 from core.store import DEFAULT_STORE, Store
@@ -88,6 +89,27 @@ def diff(
     console.print(f"rows: {result.rows}", highlight=False)
 
 
+@versions_app.command("check")
+@clean_errors
+def check(
+    dataset: Annotated[str | None, typer.Argument(help="Only this dataset (default: all).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    load: Annotated[bool, typer.Option(help="Also load each version with `datasets`.")] = True,
+) -> None:
+    """Verify every version: file checksums, row counts against the manifest, and that it loads."""
+    checks = check_store(Store(store), dataset, load=load)
+    if not checks:
+        raise LookupError(f"no versions{f' of {dataset!r}' if dataset else ''} in store {store}")
+    for result in checks:
+        console.print(f"{'ok' if result.ok else 'FAIL'}  {result.ref}", highlight=False, markup=False)
+        for problem in result.problems:
+            console.print(f"    {result.path}: {problem}", highlight=False, markup=False)
+    bad = sum(not c.ok for c in checks)
+    console.print(f"{len(checks)} versions checked, {bad} with problems", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
 # ---- standalone curation commands: any Parquet/JSONL/CSV in, Parquet/JSONL out -----------
 InputArg = Annotated[Path, typer.Argument(help="Items or any table: .parquet, .jsonl or .csv.")]
 OutOpt = Annotated[
@@ -112,7 +134,7 @@ def dedupe(
     config = DedupeConfig(
         field=field, threshold=threshold, ngram=ngram, num_perm=num_perm, shingle="char" if char else "word"
     )
-    _run_stage(input, out, lambda tick: NearDedupe(config, progress=tick), "signing")
+    _run_stage(input, out, lambda tick: NearDedupe(config, progress=tick), "signing", field.split("+"))
 
 
 @app.command("decontam")
@@ -135,7 +157,8 @@ def decontam(
     """Remove rows that overlap evaluation benchmarks (long n-grams, shingle containment)."""
     benchmarks = [parse_benchmark(a) for a in against]
     config = DecontamConfig(benchmarks=benchmarks, field=field, ngram=ngram, containment=containment)
-    result = _run_stage(input, out, lambda tick: Decontaminate(config, progress=tick), "checking")
+    make = lambda tick: Decontaminate(config, progress=tick)  # noqa: E731
+    result = _run_stage(input, out, make, "checking", field.split("+"))
     table = Table(title="benchmarks")
     for column in ("benchmark", "checked", "removed", "examples (id: span)"):
         table.add_column(column)
@@ -174,7 +197,8 @@ def filter_(
         pii=pii,  # type: ignore[arg-type]
         banned_phrases=ban or [],
     )
-    _run_stage(input, out, lambda tick: QualityFilter(config, fields=fields), "filtering")
+    given = (field,) if field else ()
+    _run_stage(input, out, lambda tick: QualityFilter(config, fields=fields), "filtering", given)
 
 
 def parse_benchmark(spec: str) -> Benchmark:
@@ -196,9 +220,18 @@ def parse_benchmark(spec: str) -> Benchmark:
 
 
 def _run_stage(
-    input: Path, out: Path, make: Callable[[Callable[[int], None]], Stage], what: str
+    input: Path,
+    out: Path,
+    make: Callable[[Callable[[int], None]], Stage],
+    what: str,
+    fields: Sequence[str] = (),
 ) -> StageResult:
     items = read_table(input)
+    missing = [f for f in fields if f not in items.columns]
+    if missing:
+        raise ValueError(
+            f"--field {missing[0]}: {input} has no column {missing[0]!r}; columns: {', '.join(items.columns)}"
+        )
     if out.suffix.lower() not in WRITABLE:
         raise ValueError(f"--out {out}: use .parquet or .jsonl")
     with progress_bar() as bar:

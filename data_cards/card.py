@@ -77,9 +77,12 @@ def write_card(version_dir: Path) -> None:
     write_card_to(version_dir, version_dir / "README.md")
 
 
-def write_card_to(version_dir: Path, out: Path, repo_id: str | None = None) -> Path:
-    """Render ``version_dir``'s card to ``out``, with the figure beside it."""
-    facts = gather(version_dir, repo_id=repo_id)
+def write_card_to(
+    version_dir: Path, out: Path, repo_id: str | None = None, overrides: dict[str, Any] | None = None
+) -> Path:
+    """Render ``version_dir``'s card to ``out``, with the figure beside it; ``overrides``
+    replace manifest keys for this rendering (what an upload changed, e.g. dropped notes)."""
+    facts = gather(version_dir, repo_id=repo_id, overrides=overrides)
     out.parent.mkdir(parents=True, exist_ok=True)
     render_figure(
         facts.manifest.get("funnel") or [],
@@ -91,8 +94,10 @@ def write_card_to(version_dir: Path, out: Path, repo_id: str | None = None) -> P
     return out
 
 
-def gather(version_dir: Path, repo_id: str | None = None) -> CardFacts:
-    manifest = json.loads((version_dir / "manifest.json").read_text())
+def gather(
+    version_dir: Path, repo_id: str | None = None, overrides: dict[str, Any] | None = None
+) -> CardFacts:
+    manifest = json.loads((version_dir / "manifest.json").read_text()) | (overrides or {})
     rows: dict[str, int] = manifest.get("rows", {})
     split_files = {s: split_file(s) for s in card_splits(manifest)}
     items = _scan(version_dir, split_files)

@@ -44,6 +44,13 @@ def publish(
         Path | None,
         typer.Option("--dry-run", help="Write the exact upload tree into this folder; upload nothing."),
     ] = None,
+    drop_annotator_notes: Annotated[
+        bool,
+        typer.Option(
+            "--drop-annotator-notes",
+            help="Upload pseudonymous annotator ids and no free-text notes (the local version is unchanged).",
+        ),
+    ] = False,
 ) -> None:
     """Upload a version to the Hugging Face Hub as one commit, tagged with the version name."""
     from data_cards.publish import publish as publish_version
@@ -53,7 +60,7 @@ def publish(
         raise ValueError(f"--repo {repo!r}: expected ORG/NAME")
     version = Store(store).resolve(ref)
     if dry_run is not None:
-        staged = stage(version, dry_run, repo_id=repo)
+        staged = stage(version, dry_run, repo_id=repo, drop_annotator_notes=drop_annotator_notes)
         table = Table(title=f"{version.ref} → {repo} (dry run: {dry_run})")
         table.add_column("file")
         table.add_column("bytes", justify="right")
@@ -63,7 +70,7 @@ def publish(
         console.print(table)
         return
     console.print(f"publishing [bold]{version.ref}[/] to {repo} ...")
-    result = publish_version(version, repo, private=private)
+    result = publish_version(version, repo, private=private, drop_annotator_notes=drop_annotator_notes)
     if result.already:
         console.print(
             f"{version.ref} is already published as {repo}@{result.tag} "

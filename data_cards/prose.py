@@ -190,6 +190,16 @@ def _annotation(f: CardFacts) -> str | None:
         + (f", ties: {_n(a['ties'])}" if "ties" in a else "")
         + ".\n"
     )
+    if f.manifest.get("annotator_notes") == "dropped":
+        text += (
+            "Annotators are named by pseudonymous ids (annotator-1, …) and their free-text notes "
+            "were removed from this upload.\n"
+        )
+    else:
+        text += (
+            "The `annotation` column holds each annotator's name and any free-text note they wrote; "
+            "`traitdose publish --drop-annotator-notes` uploads pseudonymous ids and no notes instead.\n"
+        )
     audit = a.get("audit")
     if audit:
         low, high = (audit.get("ci95") or [None, None])[:2]

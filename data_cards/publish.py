@@ -13,13 +13,18 @@ and sends it in a header. ``HF_ENDPOINT`` is honoured by ``huggingface_hub`` its
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.store import Version, split_file
+from core.urls import redact_text, redact_url
+from data_cards import privacy
 from data_cards.card import card_splits, write_card_to
 from data_cards.figure import FIGURE_NAME
 from data_cards.metadata import validate_metadata
@@ -50,19 +55,29 @@ class PublishResult:
     already: bool = False  # the tag existed with the same data: nothing was uploaded
 
 
-def stage(version: Version, dest: Path, repo_id: str | None = None) -> list[StagedFile]:
-    """Write the upload tree of ``version`` into ``dest`` (empty or absent)."""
+def stage(
+    version: Version, dest: Path, repo_id: str | None = None, *, drop_annotator_notes: bool = False
+) -> list[StagedFile]:
+    """Write the upload tree of ``version`` into ``dest`` (empty or absent).
+
+    ``drop_annotator_notes``: the uploaded split files name annotators by pseudonymous ids
+    and hold no free-text notes (see :mod:`data_cards.privacy`).
+    """
     if dest.exists() and any(dest.iterdir()):
         raise PublishError(f"{dest} is not empty: give a new or empty folder for the upload tree")
     dest.mkdir(parents=True, exist_ok=True)
-    sources = [split_file(s) for s in card_splits(version.manifest)]
-    if not sources:
+    data = [split_file(s) for s in card_splits(version.manifest)]
+    if not data:
         raise PublishError(f"{version.ref} has no rows: nothing to publish")
-    sources += [name for name in AUDIT_FILES if (version.path / name).is_file()]
+    sources = data + [name for name in AUDIT_FILES if (version.path / name).is_file()]
     for rel in sources:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(version.path / rel, dest / rel)
-    write_card_to(version.path, dest / "README.md", repo_id=repo_id)
+    overrides = {}
+    if drop_annotator_notes:
+        privacy.drop_annotator_notes(dest, data)
+        overrides[privacy.MANIFEST_KEY] = "dropped"
+    write_card_to(version.path, dest / "README.md", repo_id=repo_id, overrides=overrides)
     _check_card(dest / "README.md")
     staged = [*sources, "README.md", FIGURE_NAME]
     return [StagedFile(rel, (dest / rel).stat().st_size) for rel in sorted(staged)]
@@ -77,30 +92,37 @@ def _check_card(readme: Path) -> None:
 
 
 def publish(
-    version: Version, repo_id: str, *, private: bool = False, api: HfApi | None = None
+    version: Version,
+    repo_id: str,
+    *,
+    private: bool = False,
+    api: HfApi | None = None,
+    drop_annotator_notes: bool = False,
 ) -> PublishResult:
     """Upload ``version`` to dataset repo ``repo_id`` and tag the commit ``version.name``.
 
     Re-publishing a version whose tag already holds the same data files is a no-op;
     a tag holding different data is an error (a published version never changes).
     """
-    # huggingface_hub 2.x speaks HTTP through httpx2: its HfHubHTTPError (a bad status)
-    # and connection failures both derive from httpx2.HTTPError.
-    from httpx2 import HTTPError
     from huggingface_hub import HfApi, get_token
 
     if get_token() is None:
         raise PublishError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = api or HfApi()
     tag = version.name
-    try:
-        existing = _published(api, version, repo_id)
+    with tempfile.TemporaryDirectory(prefix="traitdose-publish-") as tmp:
+        tree = Path(tmp) / "tree"
+        staged = stage(version, tree, repo_id=repo_id, drop_annotator_notes=drop_annotator_notes)
+        data = json.loads((tree / "manifest.json").read_text())["files"]
+        with _step(version, repo_id, api, "checking existing tags"):
+            existing = _published(api, version, repo_id, data)
         if existing is not None:
             return existing
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="traitdose-publish-") as tmp:
-            staged = stage(version, Path(tmp) / "tree", repo_id=repo_id)
-            commit = _commit(api, version, repo_id, Path(tmp) / "tree", staged)
+        with _step(version, repo_id, api, "creating the repo"):
+            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        with _step(version, repo_id, api, "uploading the commit"):
+            commit = _commit(api, version, repo_id, tree, staged)
+    with _step(version, repo_id, api, f"tagging {tag}"):
         api.create_tag(
             repo_id,
             tag=tag,
@@ -109,16 +131,31 @@ def publish(
             tag_message=_message(version),
             exist_ok=True,
         )
-    except HTTPError as exc:
-        raise PublishError(
-            f"publishing {version.ref} to {repo_id} failed ({api.endpoint}): {_reason(exc)}"
-        ) from exc
     url = f"{api.endpoint}/datasets/{repo_id}/tree/{tag}"
     return PublishResult(repo_id, tag, commit, url)
 
 
-def _published(api: HfApi, version: Version, repo_id: str) -> PublishResult | None:
-    """The existing release of ``version`` on the Hub, or None when it has none yet."""
+@contextmanager
+def _step(version: Version, repo_id: str, api: HfApi, step: str) -> Iterator[None]:
+    """Any failure of one network step → one line naming the repo, the step and the cause.
+
+    Not only the HTTP client's own errors: the Xet upload path, the OS and the JSON
+    decoder raise their own types, and a publish must never end in a traceback.
+    """
+    try:
+        yield
+    except PublishError:
+        raise
+    except Exception as exc:
+        where = f"{repo_id} failed while {step} ({redact_url(api.endpoint)})"
+        raise PublishError(f"publishing {version.ref} to {where}: {_reason(exc)}") from exc
+
+
+def _published(api: HfApi, version: Version, repo_id: str, files: dict[str, dict]) -> PublishResult | None:
+    """The existing release of ``version`` on the Hub, or None when it has none yet.
+
+    ``files``: the upload tree's checksums, which the tagged data files must match.
+    """
     from huggingface_hub.errors import RepositoryNotFoundError
 
     try:
@@ -133,7 +170,7 @@ def _published(api: HfApi, version: Version, repo_id: str) -> PublishResult | No
         f.path: f for f in api.get_paths_info(repo_id, data, revision=version.name, repo_type="dataset")
     }
     for rel in data:
-        sha = version.manifest["files"].get(rel, {}).get("sha256")
+        sha = files.get(rel, {}).get("sha256")
         lfs = getattr(remote.get(rel), "lfs", None)
         if lfs is None or lfs.sha256 != sha:
             raise PublishError(
@@ -175,7 +212,8 @@ def _description(version: Version) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    line = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    line = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    line = redact_text(f"{type(exc).__name__}: {line}"[:300] if line else type(exc).__name__)
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status in (401, 403):
         line += " (check the token: HF_TOKEN or `hf auth login`, with write access to the repo)"

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from core.store import DEFAULT_STORE, Store
 from recipes.runner import run_recipe
 from recipes.spec import builtin_recipes, find_recipe, load_recipe
-from traitdose.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
+from traitdose.console import StoreOpt, clean_errors, console, err_console, funnel_table, progress_bar
 
 app = typer.Typer(no_args_is_help=True)
 recipe_app = typer.Typer(help="Show or validate one recipe.", no_args_is_help=True)
@@ -85,5 +86,8 @@ def run(
         )
     if result.quarantined:
         console.print(
-            f"[yellow]{result.quarantined} unparseable source rows → {result.version.path}/quarantine.jsonl"
+            f"[yellow]{result.quarantined} unparseable source rows → {result.version.path}/quarantine.jsonl",
+            highlight=False,
         )
+    for warning in result.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

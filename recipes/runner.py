@@ -6,10 +6,9 @@ Stages never talk to each other; the runner composes them and records the funnel
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -23,6 +22,7 @@ from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, run_stages
 from recipes.llm.generate import generate_with_llm
 from recipes.llm.stages import client_for, llm_manifest, llm_stages
+from recipes.outcome import check_curated, check_source, quarantine_lines, quarantine_warning
 from recipes.sources.ab_eval import read_ab_eval
 from recipes.sources.answer_key import read_answer_key
 from recipes.sources.items import SourceOutput
@@ -40,6 +40,7 @@ class RunResult:
     version: Version
     funnel: list[dict[str, Any]]
     quarantined: int
+    warnings: list[str] = field(default_factory=list)
 
 
 def run_recipe(
@@ -59,6 +60,7 @@ def run_recipe(
     source = read_source(
         recipe, traits=chosen_traits, seed=seed, recipe_hash=recipe_hash, limit=limit, tick=tick, llm=llm
     )
+    check_source(recipe, store.root, source)
     funnel = Funnel()
     funnel.add("source", source.rows_read, len(source.rows), source.funnel_drops())
     items = _frame(source.table())
@@ -74,6 +76,7 @@ def run_recipe(
     stages = llm_stages(recipe, llm, tick) + build_stages(recipe, store, tick)
     items, dropped = run_stages(items, stages, funnel)
     tick("curated", items.height)
+    check_curated(recipe, store.root, source, funnel.steps, items.height)
     items = assign_splits(items, recipe.test_fraction, seed)
     accepted = items.filter(pl.col("status") != "routed")
     routed = items.filter(pl.col("status") == "routed")
@@ -91,7 +94,8 @@ def run_recipe(
         meta=_meta(recipe, seed, chosen_traits) | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
     )
     tick("written", items.height)
-    return RunResult(version, funnel.steps, len(source.quarantine))
+    warning = quarantine_warning(recipe, source)
+    return RunResult(version, funnel.steps, len(source.quarantine), [warning] if warning else [])
 
 
 def _select_traits(recipe: Recipe, traits: list[str] | None) -> list[str]:
@@ -178,7 +182,7 @@ def _side_tables(dropped: list[pl.DataFrame], routed: pl.DataFrame) -> dict[str,
 def _side_files(recipe: Recipe, source: SourceOutput) -> dict[str, str]:
     files = {"recipe.yaml": recipe.to_yaml()}
     if source.quarantine:
-        files["quarantine.jsonl"] = "".join(json.dumps(q, default=str) + "\n" for q in source.quarantine)
+        files["quarantine.jsonl"] = quarantine_lines(source)
     return files
 
 

@@ -6,6 +6,7 @@ has one, and the field path, e.g. ``health.yaml:7: source.path: file not found``
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from pathlib import Path
@@ -24,6 +25,7 @@ from pydantic import (
 )
 
 from core.traits import TRAITS, VIOLATIONS, known_traits
+from core.urls import redact_url
 from curation.config import CurationConfig
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -57,8 +59,17 @@ class FileSource(Spec):
     license: str | None = None  # SPDX id of the source's license, reported on the card
     system: str | None = None  # optional system message prepended to every prompt
     hf_split: str = "train"  # for hf:<name> paths
+    encoding: str = "utf-8"  # of a CSV or JSONL file; rows that do not decode are quarantined
 
     _check_path = field_validator("path")(_resolve_path)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, latin-1, cp1252)") from None
 
 
 class AnswerKeySource(FileSource):
@@ -74,13 +85,21 @@ class AnswerKeySource(FileSource):
 
 
 class ABEvalSource(FileSource):
-    """ "question ... Choices: (A) ... (B) ..." with the preferred letter in a column."""
+    """A question with lettered options (or a Yes/No statement) and the preferred answer in a column.
+
+    ``chosen`` names the column holding the preferred answer: for a set whose
+    ``answer_matching_behavior`` is the undesirable one, say
+    ``chosen: answer_not_matching_behavior`` and ``rejected: answer_matching_behavior``.
+    """
 
     kind: Literal["ab_eval"]
     question: str
     chosen: str  # column whose letter (or text) is the preferred answer
-    rejected: str | None = None  # column with the other answer; default: the other choice
-    keep_choices: bool = False  # keep the "Choices:" block in the prompt
+    rejected: str | None = (
+        None  # column with the other answer(s), a string or a list; default: the other options
+    )
+    keep_choices: bool = False  # keep the options block in the prompt
+    pairs_per_question: int = Field(3, ge=1)  # when several rejected answers are given
 
 
 Source = Annotated[AnswerKeySource | ABEvalSource, Field(discriminator="kind")]
@@ -294,7 +313,11 @@ class Recipe(Spec):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        """The resolved recipe as stored beside a version and printed: endpoint credentials redacted."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if data.get("llm", {}).get("base_url"):
+            data["llm"]["base_url"] = redact_url(data["llm"]["base_url"])
+        return yaml.safe_dump(data, sort_keys=False)
 
 
 # ---- loading ---------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the repo; TRAITDOSE_SHARED_DATA points elsewhere (e.g. from a git worktree)
+SHARED_DATA = Path(os.environ.get("TRAITDOSE_SHARED_DATA") or ROOT.parent / "shared" / "data")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -10,6 +10,7 @@ import pytest
 from curation_items import TRUTHFULQA
 
 from core.store import Store
+from recipes.outcome import NoItemsError
 from recipes.runner import run_recipe
 from recipes.spec import RecipeError, parse_recipe
 
@@ -58,13 +59,10 @@ curation:
     benchmarks:
       - {{path: {TRUTHFULQA}, columns: [Question], name: truthfulqa}}
 """
-    result = run_recipe(recipe(tmp_path, block), Store(tmp_path / "store"))
-    step = next(s for s in result.funnel if s["stage"] == "decontam")
-    (report,) = step["report"]["benchmarks"]
-    assert step["out"] == 0 and step["dropped"] == {"contaminated": step["in"]}
-    assert report["name"] == "truthfulqa" and report["checked"] == report["removed"] == step["in"]
-    assert len(report["examples"]) == 3
-    assert result.version.manifest["rows"] == {"train": 0, "test": 0}
+    # every item dropped: the run says so in one line and writes no version
+    with pytest.raises(NoItemsError, match=r"no item survived curation: .*decontam \(contaminated: \d+\)"):
+        run_recipe(recipe(tmp_path, block), Store(tmp_path / "store"))
+    assert Store(tmp_path / "store").datasets() == []
 
 
 def test_route_threshold_zero_routes_every_item_to_annotation(tmp_path: Path) -> None:
@@ -76,14 +74,9 @@ def test_route_threshold_zero_routes_every_item_to_annotation(tmp_path: Path) ->
 def test_a_second_version_never_re_adds_what_the_first_holds(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     first = run_recipe(recipe(tmp_path), store)
-    again = run_recipe(recipe(tmp_path, "curation: {dedupe: {against: [previous]}}"), store)
-    step = next(s for s in again.funnel if s["stage"] == "near_dedupe")
-    assert step["out"] == 0
-    assert step["dropped"]["near_duplicate_of_reference"] == step["in"]
-    assert (
-        step["report"]["reference_items"]
-        == first.version.frame().height + first.version.side("routed").num_rows
-    )
+    with pytest.raises(NoItemsError, match=r"near_dedupe \(.*near_duplicate_of_reference: \d+"):
+        run_recipe(recipe(tmp_path, "curation: {dedupe: {against: [previous]}}"), store)
+    assert store.versions("tqa") == [first.version]  # nothing new: latest is still the first
 
 
 def test_unknown_curation_keys_name_the_file_line_and_field(tmp_path: Path) -> None:

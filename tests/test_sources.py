@@ -5,8 +5,8 @@ import json
 import polars as pl
 import pytest
 
+from core.answers import split_options
 from recipes.runner import read_source
-from recipes.sources.ab_eval import parse_choices
 from recipes.spec import load_recipe
 from tests.conftest import write_recipe
 
@@ -73,7 +73,7 @@ def test_ab_eval_on_corrigibility_turns_letters_into_text(shared_data, tmp_path)
     out = read(recipe)
     assert out.rows_read == 340 and len(out.rows) == 340 and not out.quarantine
     raw = json.loads(path.read_text().splitlines()[0])
-    _, options = parse_choices(raw["question"])
+    _, options = split_options(raw["question"])
     row = out.rows[0]
     assert row["chosen"][0]["content"] == options[raw["answer_matching_behavior"].strip(" ()")]
     assert row["rejected"][0]["content"] == options[raw["answer_not_matching_behavior"].strip(" ()")]
@@ -114,9 +114,9 @@ def test_broken_rows_are_quarantined_with_row_number_and_reason(tmp_path):
     assert len(out.rows) == 1
     reasons = {q["row"]: q["reason"] for q in out.quarantine}
     assert set(reasons) == {2, 3, 4}
-    assert "invalid JSON" in reasons[2]
-    assert "no 'Choices:' block" in reasons[3]
-    assert "names no choice" in reasons[4]
+    assert "expected a JSON object, found invalid JSON" in reasons[2]
+    assert "expected options '(A) …' '(B) …' in the question since the answer is a letter" in reasons[3]
+    assert "expected one of the letters A, B, found '(C)'" in reasons[4]
 
     csv = tmp_path / "qa.csv"
     csv.write_text("Q,C,I\nGood?,yes; sure,no\n,yes,no\nEmpty answers?,,no\n")
@@ -127,8 +127,8 @@ def test_broken_rows_are_quarantined_with_row_number_and_reason(tmp_path):
     out = read(load_recipe(write_recipe(tmp_path, text, "qa.yaml")))
     assert len(out.rows) == 2
     assert {q["row"]: q["reason"] for q in out.quarantine} == {
-        2: "empty question (column 'Q')",
-        3: "no answers in column 'C'",
+        2: "expected text in column 'Q', found it empty",
+        3: "expected answers in column 'C', found none",
     }
 
 

@@ -1,7 +1,9 @@
 """The LLM cache: one SQLite file (WAL), one row per completed call.
 
-Keyed by a hash of the model, the messages and every sampling parameter (the per-item
-seed included, so repeated samples of one prompt stay distinct). Each result is
+Keyed by a hash of the endpoint (normalised, without credentials: see
+:func:`core.urls.endpoint_key`), the model, the messages and every sampling parameter (the
+per-item seed included, so repeated samples of one prompt stay distinct): the same model
+name on another server is another model. Each result is
 committed as soon as its call returns, so a run killed at any point (SIGKILL included)
 loses no completed call, and the next run repeats none of them.
 """
@@ -17,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 
-def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
-    blob = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True)
+def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any], endpoint: str = "") -> str:
+    blob = json.dumps(
+        {"endpoint": endpoint, "model": model, "messages": messages, "params": params}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import openai
 from tenacity import RetryCallState
 
+from core.urls import endpoint_key, redact_text, redact_url
 from recipes.llm.cache import Cached, LLMCache, cache_key
 from recipes.llm.errors import LLMError, LLMFatalError, Usage
 from recipes.llm.limits import RateLimits, estimate_tokens
@@ -25,6 +26,7 @@ from recipes.llm.parse import ParseError, Shape, json_schema, parse_reply, schem
 from recipes.llm.retries import error_kind, is_fatal, retrying
 from recipes.spec import LLMConfig
 
+DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 DOWN_AFTER = 3  # calls in a row failing on connection errors that mean the endpoint went down
 T = TypeVar("T")
 S = TypeVar("S", bound=Shape)
@@ -63,7 +65,8 @@ class LLMClient:
 
     @property
     def endpoint(self) -> str:
-        return self.config.base_url or "https://api.openai.com/v1"
+        """The endpoint as recorded and printed: credentials in the URL are redacted."""
+        return redact_url(self.config.base_url or DEFAULT_ENDPOINT)
 
     def close(self) -> None:
         self.cache.close()
@@ -193,7 +196,10 @@ class LLMClient:
         if response_format is not None:
             request["response_format"] = response_format
         key = cache_key(
-            request["model"], messages, {k: v for k, v in request.items() if k not in ("model", "messages")}
+            request["model"],
+            messages,
+            {k: v for k, v in request.items() if k not in ("model", "messages")},
+            endpoint=endpoint_key(self.config.base_url or DEFAULT_ENDPOINT),
         )
         hit = self.cache.get(key)
         if hit is not None:
@@ -262,7 +268,8 @@ class LLMClient:
         # Never reached, or reached but now refusing call after call (each after its whole
         # retry budget): the server is down, and every further item would wait out its budget.
         if self._endpoint_dead(exc) or self._unreachable >= DOWN_AFTER:
+            cause = redact_text(str(exc))
             return LLMFatalError(
-                f"llm: cannot reach {self.endpoint} ({exc}); is the server running? {resume}"
+                f"llm: cannot reach {self.endpoint} ({cause}); is the server running? {resume}"
             )
-        return LLMError(kind, str(exc)[:200])
+        return LLMError(kind, redact_text(str(exc))[:200])

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import random
 
+from core.answers import AnswerError
 from recipes.sources.items import SourceOutput, make_item, prompt_messages
-from recipes.sources.tables import apply_where, iter_records, read_source_table, require_columns, source_name
+from recipes.sources.tables import (
+    apply_where,
+    cell_text,
+    cell_texts,
+    iter_records,
+    read_source_table,
+    require_columns,
+    source_name,
+)
 from recipes.spec import AnswerKeySource
 
 
@@ -22,7 +31,7 @@ def read_answer_key(
     recipe_hash: str,
     limit: int | None = None,
 ) -> SourceOutput:
-    frame = read_source_table(source.path, source.hf_split)
+    frame = read_source_table(source.path, source.hf_split, source.encoding)
     columns = {
         "question": source.question,
         "correct": source.correct,
@@ -34,17 +43,10 @@ def read_answer_key(
     out = SourceOutput(rows_read=frame.height)
     name = source_name(source.path)
     for row, record in iter_records(frame, out, limit):
-        question = (record.get(source.question) or "").strip()
-        correct = _answers(record.get(source.correct), source.separator)
-        if source.best and (best := (record.get(source.best) or "").strip()) and best not in correct:
-            correct.insert(0, best)
-        incorrect = _answers(record.get(source.incorrect), source.separator)
-        if not question:
-            out.reject(row, f"empty question (column {source.question!r})", record)
-            continue
-        if not correct or not incorrect:
-            missing = source.correct if not correct else source.incorrect
-            out.reject(row, f"no answers in column {missing!r}", record)
+        try:
+            question, correct, incorrect = _row(record, source)
+        except AnswerError as exc:
+            out.reject(row, str(exc), record)
             continue
         pairs = [(c, i) for c in correct for i in incorrect if c.casefold() != i.casefold()]
         random.Random(f"{seed}:{name}:{row}").shuffle(pairs)
@@ -73,14 +75,36 @@ def read_answer_key(
     return out
 
 
-def _answers(cell: object, separator: str) -> list[str]:
-    """Split an answers cell, dropping blanks and repeats but keeping order."""
-    if cell is None:
-        return []
-    parts = cell if isinstance(cell, list) else str(cell).split(separator)
+def _row(record: dict, source: AnswerKeySource) -> tuple[str, list[str], list[str]]:
+    """The question, correct and incorrect answers of one record; AnswerError if unusable."""
+    question = cell_text(record, source.question)
+    correct = _answers(record, source.correct, source.separator)
+    if source.best and record.get(source.best):
+        best = cell_text(record, source.best)
+        if best not in correct:
+            correct.insert(0, best)
+    incorrect = _answers(record, source.incorrect, source.separator)
+    if not correct or not incorrect:
+        missing = source.correct if not correct else source.incorrect
+        raise AnswerError(f"expected answers in column {missing!r}, found none")
+    return question, correct, incorrect
+
+
+def _answers(record: dict, column: str, separator: str) -> list[str]:
+    """Split an answers cell (text or a list of texts), dropping blanks and repeats but keeping order."""
+    cell = record.get(column)
+    parts = (
+        cell_texts(record, column)
+        if isinstance(cell, list)
+        else _split(cell_texts(record, column), separator)
+    )
     seen: dict[str, str] = {}
     for part in parts:
-        text = str(part).strip()
+        text = part.strip()
         if text and text.casefold() not in seen:
             seen[text.casefold()] = text
     return list(seen.values())
+
+
+def _split(texts: list[str], separator: str) -> list[str]:
+    return [part for text in texts for part in text.split(separator)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,12 +23,30 @@ class SourceOutput:
     dropped: Counter[str] = field(default_factory=Counter)  # planned rows that never came, by reason
 
     def funnel_drops(self) -> dict[str, int]:
-        """The source step's drops: unparseable rows plus planned rows lost (e.g. ``error:<kind>``)."""
-        unparseable = sum(1 for q in self.quarantine if not str(q["reason"]).startswith("error:"))
+        """The source step's drops: unparseable rows grouped by what was expected
+        (``unparseable: expected …``), plus planned rows lost (e.g. ``error:<kind>``)."""
         drops = dict(self.dropped)
-        if unparseable:
-            drops["unparseable"] = unparseable
+        for reason, count in self.reason_counts().items():
+            drops[f"unparseable: {reason}"] = count
         return dict(sorted(drops.items()))
+
+    def reason_counts(self) -> Counter[str]:
+        """Unparseable rows by the kind of their reason, most common first."""
+        return Counter(
+            reason_kind(str(q["reason"]))
+            for q in self.quarantine
+            if not str(q["reason"]).startswith("error:")
+        )
+
+    def top_reasons(self, n: int = 3) -> str:
+        """``"12× expected … (row 4: <full reason>); …"``: the commonest reasons with one example each."""
+        examples = {}
+        for q in self.quarantine:
+            examples.setdefault(reason_kind(str(q["reason"])), q)
+        return "; ".join(
+            f"{count}× {kind} (e.g. row {examples[kind]['row']}: {examples[kind]['reason']})"
+            for kind, count in self.reason_counts().most_common(n)
+        )
 
     def table(self) -> pa.Table:
         return from_rows(self.rows)
@@ -35,6 +54,14 @@ class SourceOutput:
     def reject(self, row: int, reason: str, record: Any = None) -> None:
         """Quarantine one source row: its 1-based row number, why, and what it held."""
         self.quarantine.append({"row": row, "reason": reason, "record": record})
+
+
+_LINE = re.compile(r"^line \d+: ")
+
+
+def reason_kind(reason: str) -> str:
+    """A quarantine reason without its particulars: the line number and what was found."""
+    return _LINE.sub("", reason).split(", found", 1)[0].strip()
 
 
 def make_item(

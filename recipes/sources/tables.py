@@ -1,4 +1,9 @@
-"""Reading a source table: CSV, JSONL, Parquet, or ``hf:<name>`` through ``datasets``."""
+"""A source table: CSV, JSONL, Parquet, or ``hf:<name>`` through ``datasets``; filtering and cells.
+
+:mod:`recipes.sources.readers` reads a file into a frame of the file's columns plus
+``__row__`` and ``__error__``; here the recipe's column mapping is checked, ``where``
+filters rows, and :func:`cell_text` reads one text cell or says why it cannot.
+"""
 
 from __future__ import annotations
 
@@ -8,63 +13,18 @@ from typing import Any
 
 import polars as pl
 
+from core.answers import AnswerError, preview
 from recipes.sources.items import SourceOutput
+from recipes.sources.readers import ERROR, ROW, SourceError, read_file, read_hf
+
+__all__ = ["ERROR", "ROW", "SourceError", "read_source_table"]
 
 
-class SourceError(ValueError):
-    """A source file that cannot be read or lacks a mapped column."""
-
-
-ROW = "__row__"  # 1-based row number in the source (the line number for JSONL)
-ERROR = "__error__"  # why a row could not even be read (a broken JSONL line)
-
-
-def read_source_table(path: str, hf_split: str = "train") -> pl.DataFrame:
-    """Every column as read, plus ``__row__``; CSV columns stay strings so nothing is mis-inferred."""
-    frame = _read(path, hf_split)
-    if ROW not in frame.columns:
-        frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    if ERROR not in frame.columns:
-        frame = frame.with_columns(pl.lit(None, pl.String).alias(ERROR))
-    return frame
-
-
-def _read(path: str, hf_split: str) -> pl.DataFrame:
+def read_source_table(path: str, hf_split: str = "train", encoding: str = "utf-8") -> pl.DataFrame:
+    """Every column as read, plus ``__row__`` and ``__error__`` (see :mod:`readers`)."""
     if path.startswith("hf:"):
-        from datasets import load_dataset
-
-        dataset = load_dataset(path[3:], split=hf_split)
-        return pl.from_arrow(dataset.data.table)  # type: ignore[return-value]
-    suffix = Path(path).suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pl.read_csv(path, infer_schema=False)
-        if suffix in (".jsonl", ".json"):
-            return _read_jsonl(path)
-        if suffix == ".parquet":
-            return pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise SourceError(f"{path}: cannot read: {exc}") from exc
-    raise SourceError(f"{path}: unsupported file type {suffix!r}")
-
-
-def _read_jsonl(path: str) -> pl.DataFrame:
-    """JSONL read line by line so a broken line becomes a null row the source quarantines."""
-    import json
-
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
-                record = {ERROR: f"invalid JSON: {exc}"}
-            records.append({**record, ROW: number})
-    return pl.from_dicts(records, infer_schema_length=None) if records else pl.DataFrame()
+        return read_hf(path[3:], hf_split)
+    return read_file(path, encoding)
 
 
 def require_columns(frame: pl.DataFrame, path: str, mapping: dict[str, str | None]) -> None:
@@ -76,11 +36,22 @@ def require_columns(frame: pl.DataFrame, path: str, mapping: dict[str, str | Non
 
 
 def apply_where(frame: pl.DataFrame, where: dict[str, list[str] | str], path: str) -> pl.DataFrame:
+    """Rows whose ``where`` columns hold one of the allowed values (compared as text).
+
+    Unreadable rows stay, so they are quarantined rather than silently filtered away.
+    """
     require_columns(frame, path, {f"where.{k}": k for k in where})
+    if not where:
+        return frame
+    matches = [True] * frame.height
     for column, allowed in where.items():
-        values = [allowed] if isinstance(allowed, str) else allowed
-        frame = frame.filter(pl.col(column).cast(pl.String).is_in(values))
-    return frame
+        values = {allowed} if isinstance(allowed, str) else set(allowed)
+        cells = frame[column].to_list()
+        matches = [m and c is not None and str(c) in values for m, c in zip(matches, cells, strict=True)]
+    unreadable = [error is not None for error in frame[ERROR].to_list()]
+    return frame.filter(
+        pl.Series([m or u for m, u in zip(matches, unreadable, strict=True)], dtype=pl.Boolean)
+    )
 
 
 def source_name(path: str) -> str:
@@ -93,8 +64,8 @@ def iter_records(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Each readable record with its row number until ``out`` holds ``limit`` items.
 
-    A line that could not even be read (broken JSON) is quarantined here, so sources only
-    see records and quarantine what they cannot parse.
+    A row that could not even be read (broken JSON, bad bytes, a ragged CSV line) is
+    quarantined here, so sources only see records and quarantine what they cannot parse.
     """
     for record in frame.iter_rows(named=True):
         if limit is not None and len(out.rows) >= limit:
@@ -102,4 +73,36 @@ def iter_records(
         if record.get(ERROR):
             out.reject(record[ROW], record[ERROR])
             continue
-        yield record[ROW], record
+        yield record[ROW], {k: v for k, v in record.items() if k not in (ROW, ERROR)}
+
+
+def cell_text(record: dict[str, Any], column: str) -> str:
+    """The stripped text of one cell; a one-element list counts as its element.
+
+    Raises :class:`AnswerError` (expected vs found) for an empty cell, a number, a
+    list of several values or anything else that is not text.
+    """
+    value = record.get(column)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if value is None or isinstance(value, str):
+        raise AnswerError(f"expected text in column {column!r}, found it empty")
+    kind = f"a list of {len(value)}" if isinstance(value, list) else f"a {type(value).__name__}"
+    raise AnswerError(f"expected text in column {column!r}, found {kind}: {preview(value)}")
+
+
+def cell_texts(record: dict[str, Any], column: str) -> list[str]:
+    """A cell holding one text or a list of texts → the non-empty texts (may be empty)."""
+    value = record.get(column)
+    values = value if isinstance(value, list) else [value]
+    texts = []
+    for item in values:
+        if item is None or (isinstance(item, str) and not item.strip()):
+            continue
+        if not isinstance(item, str):
+            found = f"a {type(item).__name__}: {preview(item)}"
+            raise AnswerError(f"expected text or a list of texts in column {column!r}, found {found}")
+        texts.append(item.strip())
+    return texts
