@@ -13,10 +13,13 @@ import typer
 from rich.table import Table
 
 from annotation.queue import DEFAULT_K, Queue
+from core.errors import OptionError
 from core.store import DEFAULT_STORE, Store
 from traitdose.console import StoreOpt, clean_errors, console, err_console, progress_bar
 
-app = typer.Typer(name="annotate", help="Human annotation: queue, web UI, agreement, merge, Argilla.")
+app = typer.Typer(
+    name="annotate", help="Human annotation: queue, web UI, agreement, merge, Argilla.", no_args_is_help=True
+)
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="Dataset name in the store.")]
 KOpt = Annotated[
@@ -175,7 +178,7 @@ def merge(
     s, queue = open_queue(store, dataset)
     version = s.resolve(base or dataset)
     if version.dataset != dataset:
-        raise ValueError(f"--from {base!r} is not a version of {dataset!r}")
+        raise OptionError(f"--from {base!r} is not a version of {dataset!r}")
     with progress_bar() as bar:
         bar.add_task(f"merging labels into {version.ref}", total=None)
         result = merge_labels(s, queue, version)

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from annotation.agreement import TIE_RULE, agreement, audit_accuracy, by_item, resolve
 from annotation.queue import Queue, Response
+from core.errors import QueueError
 from core.schema import DROPPED_SCHEMA, from_rows
 from core.store import Store, Version
 from curation.stage import Funnel
@@ -39,7 +40,7 @@ _STORE_KEYS = {
 }
 
 
-class NothingToMerge(ValueError):
+class NothingToMerge(QueueError):
     """No item of the base version has a settled human label: no new version to write."""
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from core.errors import AuthError, QueueError
 from core.store import Store, Version
 
 LABELS = ("chosen", "rejected", "tie", "both_bad")
@@ -92,14 +93,6 @@ CREATE INDEX IF NOT EXISTS items_open ON items(seq) WHERE filled < k;
 CREATE INDEX IF NOT EXISTS assignments_open ON assignments(item_id) WHERE state = 'open';
 CREATE INDEX IF NOT EXISTS assignments_stale ON assignments(assigned) WHERE state = 'open';
 """
-
-
-class QueueError(ValueError):
-    """Bad input to the queue (unknown annotator, bad label, item not assigned)."""
-
-
-class AuthError(PermissionError):
-    """An unknown token or session."""
 
 
 @dataclass(frozen=True)

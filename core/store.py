@@ -32,6 +32,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.errors import StoreError
 from core.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform, validate
 
 DEFAULT_STORE = Path("traitdose-store")
@@ -39,10 +40,6 @@ CARD_ENTRY_POINT = "traitdose.card"
 _VERSION = re.compile(r"^v(\d+)$")
 
 CardRenderer = Callable[[Path], None]
-
-
-class StoreError(LookupError):
-    """A dataset, version or reference that the store cannot resolve."""
 
 
 def split_file(split: str) -> str:

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from core.diff import diff_versions
+from core.errors import OptionError, StoreError
 from core.io import WRITABLE, read_table, sibling, write_table
 from core.store import DEFAULT_STORE, Store
 from curation.config import Benchmark, Bounds, DecontamConfig, DedupeConfig, FilterConfig
@@ -35,7 +36,7 @@ def list_versions(
     """List a dataset's versions, oldest first."""
     versions = Store(store).versions(dataset)
     if not versions:
-        raise LookupError(f"no dataset {dataset!r} in store {store}")
+        raise StoreError(f"no dataset {dataset!r} in store {store}")
     table = Table(title=f"{dataset} in {store}")
     for column in ("version", "created", "parent", "rows", "recipe hash"):
         table.add_column(column)
@@ -188,10 +189,10 @@ def parse_benchmark(spec: str) -> Benchmark:
     if not columns:
         frame = read_table(path) if not path.startswith("hf:") else None
         if frame is None:
-            raise ValueError(f"--against {spec}: name the text columns of an hf: dataset (hf:NAME:COL,COL)")
+            raise OptionError(f"--against {spec}: name the text columns of an hf: dataset (hf:NAME:COL,COL)")
         columns = [c for c, t in frame.schema.items() if t == pl.String]
         if not columns:
-            raise ValueError(f"--against {spec}: no text columns; name them as FILE:COL,COL")
+            raise OptionError(f"--against {spec}: no text columns; name them as FILE:COL,COL")
     return Benchmark(path=path, columns=columns)
 
 
@@ -200,7 +201,7 @@ def _run_stage(
 ) -> StageResult:
     items = read_table(input)
     if out.suffix.lower() not in WRITABLE:
-        raise ValueError(f"--out {out}: use .parquet or .jsonl")
+        raise OptionError(f"--out {out}: use .parquet or .jsonl")
     with progress_bar() as bar:
         task = bar.add_task(f"{input.name}: {what}", total=items.height)
         stage = make(lambda n: bar.update(task, advance=n))

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import RecipeError
+
 PROJECT_LICENSE = "apache-2.0"  # the template banks are the project's own work
 UNKNOWN = "unknown"
 
@@ -42,7 +44,7 @@ LICENSES: dict[str, Terms] = {
 }
 
 
-class LicenseError(ValueError):
+class LicenseError(RecipeError):
     """Sources whose licenses cannot be combined, or a license id we do not know."""
 
 

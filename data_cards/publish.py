@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.errors import PublishError
 from core.store import Version, split_file
 from data_cards.card import card_splits, write_card_to
 from data_cards.figure import FIGURE_NAME
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
 
 AUDIT_FILES = ("recipe.yaml", "manifest.json", "quarantine.jsonl")
 KEEP_REMOTE = {".gitattributes"}  # files the Hub creates that a version never replaces
-
-
-class PublishError(ValueError):
-    """A version that cannot be published; the message names the version, repo or file."""
 
 
 @dataclass(frozen=True)

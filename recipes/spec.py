@@ -23,15 +23,12 @@ from pydantic import (
     model_validator,
 )
 
+from core.errors import RecipeError
 from core.traits import TRAITS, VIOLATIONS, known_traits
 from curation.config import CurationConfig
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 BANKS_DIR = Path(__file__).parent / "banks"
-
-
-class RecipeError(ValueError):
-    """A recipe that cannot be loaded; ``str()`` is one line naming file, line and field."""
 
 
 class Spec(BaseModel):

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.errors import OptionError
+
 Loss = Literal["sigmoid", "ipo", "robust"]
 _MIX = re.compile(r"^(?P<ref>[^:]+):(?P<share>[0-9]*\.?[0-9]+)$")
 
@@ -23,10 +25,10 @@ class MixSpec(BaseModel):
     def parse(cls, text: str) -> MixSpec:
         match = _MIX.match(text.strip())
         if not match:
-            raise ValueError(f"--mix {text!r}: expected DATASET@vN:SHARE, e.g. chat@v3:0.05")
+            raise OptionError(f"--mix {text!r}: expected DATASET@vN:SHARE, e.g. chat@v3:0.05")
         share = float(match["share"])
         if not 0 < share < 1:
-            raise ValueError(f"--mix {text!r}: SHARE must be between 0 and 1 (exclusive), got {share}")
+            raise OptionError(f"--mix {text!r}: SHARE must be between 0 and 1 (exclusive), got {share}")
         return cls(ref=match["ref"], share=share)
 
 
@@ -86,4 +88,4 @@ def config_from_options(**options: object) -> DPOConfig:
         first = exc.errors()[0]
         where = {"lora_r": "lora"}.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else ""
         option = f"--{where.replace('_', '-')}: " if where else ""
-        raise ValueError(f"{option}{first['msg']}") from None
+        raise OptionError(f"{option}{first['msg']}") from None

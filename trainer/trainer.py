@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 import torch
 
+from core.errors import OptionError
 from trainer.config import DPOConfig
 from trainer.data import EncodedPair, batches, encode_pairs, ensure_chat_template, epoch_order
 from trainer.evaluate import score_pairs, summarize
@@ -82,7 +83,7 @@ class DPOTrainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         pairs = self._encode(frame)
         if not pairs:
-            raise ValueError("no preference pairs to train on")
+            raise OptionError("no preference pairs to train on")
         held = self._encode(held_out) if held_out is not None and held_out.height else []
         ref_c, ref_r = self._reference_logps(pairs + held, resume)
         held_ref = (ref_c[len(pairs) :], ref_r[len(pairs) :])
@@ -233,14 +234,14 @@ class DPOTrainer:
         now = self.config.model_dump(mode="json")
         for key in _RESUME_MUST_MATCH:
             if state["config"].get(key) != now[key]:
-                raise ValueError(
+                raise OptionError(
                     f"{latest}: cannot resume with --{key.replace('_', '-')} {now[key]} "
                     f"(the run used {state['config'].get(key)}): the data order would not line up"
                 )
         trainable = torch.load(latest / "trainable.pt")
         missing = set(trainable) - {k for k, _ in self.model.named_parameters()}
         if missing:
-            raise ValueError(f"{latest}: checkpoint does not match the model (e.g. {sorted(missing)[0]})")
+            raise OptionError(f"{latest}: checkpoint does not match the model (e.g. {sorted(missing)[0]})")
         self.model.load_state_dict(trainable, strict=False)
         optim = torch.load(latest / "optim.pt")
         optimizer.load_state_dict(optim["optimizer"])

