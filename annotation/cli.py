@@ -15,7 +15,7 @@ from rich.table import Table
 from annotation.queue import DEFAULT_K, Queue
 from core.errors import OptionError
 from core.store import DEFAULT_STORE, Store
-from traitdose.console import StoreOpt, clean_errors, console, err_console, progress_bar
+from traitdose.console import StoreOpt, clean_errors, console, err_console, open_store, progress_bar
 
 app = typer.Typer(
     name="annotate", help="Human annotation: queue, web UI, agreement, merge, Argilla.", no_args_is_help=True
@@ -38,7 +38,7 @@ ArgillaName = Annotated[
 
 
 def open_queue(store: Path, dataset: str, k: int | None = None) -> tuple[Store, Queue]:
-    s = Store(store)
+    s = open_store(store)  # a merge writes a version, with its card
     if not s.versions(dataset):
         s.resolve(dataset)  # raises the store's "no dataset ... (datasets: ...)" error
     queue = Queue.for_dataset(s, dataset)

@@ -496,4 +496,4 @@ class Queue:
 
 
 def _manifest_k(version: Version) -> int:
-    return int(version.manifest.get("annotation_k") or DEFAULT_K)
+    return version.manifest.annotation_k or DEFAULT_K

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -11,10 +10,12 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from core.diff import diff_versions
 from core.errors import OptionError, StoreError
 from core.io import WRITABLE, read_table, sibling, write_table
+from core.manifest import Manifest
 from core.store import DEFAULT_STORE, Store
 from curation.config import Benchmark, Bounds, DecontamConfig, DedupeConfig, FilterConfig
 from curation.decontam import Decontaminate
@@ -42,8 +43,8 @@ def list_versions(
         table.add_column(column)
     for v in versions:
         m = v.manifest
-        rows = ", ".join(f"{k}: {n}" for k, n in m["rows"].items())
-        table.add_row(v.name, m["created"], m.get("parent") or "-", rows, m.get("recipe_hash") or "-")
+        rows = ", ".join(f"{k}: {n}" for k, n in m.rows.items()) + (" (trial)" if m.trial else "")
+        table.add_row(v.name, m.created, m.parent or "-", rows, m.recipe_hash or "-")
     console.print(table)
 
 
@@ -58,14 +59,47 @@ def show(
     version = Store(store).resolve(ref)
     m = version.manifest
     if as_json:
-        console.print_json(json.dumps(m))
+        console.print_json(m.to_json())
         return
-    console.print(f"[bold]{version.ref}[/]  {version.path}")
-    for key in ("created", "parent", "recipe", "recipe_hash", "seed", "traits"):
-        if key in m:
-            console.print(f"  {key}: {m[key]}", highlight=False)
-    console.print(f"  rows: {m['rows']}  side tables: {m.get('side_rows', {})}", highlight=False)
-    console.print(funnel_table(m.get("funnel", []), title="funnel"))
+    console.print(Text.assemble((version.ref, "bold"), f"  {version.path}"))
+    for key, value in describe(m):
+        console.print(Text(f"  {key}: {value}"))
+    console.print(funnel_table(m.funnel, title="funnel"))
+
+
+def describe(m: Manifest) -> list[tuple[str, str]]:
+    """A manifest's header lines as readable text (no Python reprs)."""
+
+    def counts(d: dict[str, int]) -> str:
+        return ", ".join(f"{k} {n:,}" for k, n in d.items()) or "none"
+
+    lines = [("created", m.created), ("parent", m.parent or "none (first version)")]
+    if m.recipe:
+        lines.append(("recipe", f"{m.recipe} (hash {m.recipe_hash or '-'}, seed {m.seed})"))
+    if m.traits:
+        lines.append(("traits", ", ".join(m.traits)))
+    if m.sources:
+        lines.append(("sources", "; ".join(_source(s) for s in m.sources)))
+    lines += [("rows", counts(m.rows)), ("side tables", counts(m.side_rows))]
+    if m.trial:
+        lines.append(("trial", "yes: a --limit run, a sample of the recipe rather than the dataset"))
+    if m.llm:
+        usage = m.llm.get("usage") or {}
+        lines.append(
+            (
+                "llm",
+                f"{m.llm.get('model')}: {usage.get('calls', 0)} calls, {usage.get('cache_hits', 0)} cached",
+            )
+        )
+    if m.annotation:
+        a = m.annotation
+        lines.append(("annotation", f"{a.get('resolved', 0)} resolved, {a.get('unresolved', 0)} unresolved"))
+    return lines
+
+
+def _source(source: dict[str, object]) -> str:
+    detail = source.get("path") or source.get("bank") or source.get("model") or ""
+    return " ".join(str(x) for x in (source.get("kind"), detail, source.get("license") or "") if x)
 
 
 @versions_app.command("diff")

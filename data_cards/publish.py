@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import PublishError
 from core.store import Version, split_file
-from data_cards.card import card_splits, write_card_to
+from data_cards.card import write_card_to
 from data_cards.figure import FIGURE_NAME
 from data_cards.metadata import validate_metadata
 
@@ -52,7 +52,7 @@ def stage(version: Version, dest: Path, repo_id: str | None = None) -> list[Stag
     if dest.exists() and any(dest.iterdir()):
         raise PublishError(f"{dest} is not empty: give a new or empty folder for the upload tree")
     dest.mkdir(parents=True, exist_ok=True)
-    sources = [split_file(s) for s in card_splits(version.manifest)]
+    sources = [split_file(s) for s in version.manifest.non_empty_splits()]
     if not sources:
         raise PublishError(f"{version.ref} has no rows: nothing to publish")
     sources += [name for name in AUDIT_FILES if (version.path / name).is_file()]
@@ -81,10 +81,11 @@ def publish(
     Re-publishing a version whose tag already holds the same data files is a no-op;
     a tag holding different data is an error (a published version never changes).
     """
-    # huggingface_hub 2.x speaks HTTP through httpx2: its HfHubHTTPError (a bad status)
-    # and connection failures both derive from httpx2.HTTPError.
-    from httpx2 import HTTPError
+    # The Hub client's own error types: HTTPError (re-exported by huggingface_hub.errors)
+    # is the base of both HfHubHTTPError (a bad status) and transport failures, whatever
+    # HTTP library the client uses underneath.
     from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HTTPError
 
     if get_token() is None:
         raise PublishError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
@@ -125,12 +126,13 @@ def _published(api: HfApi, version: Version, repo_id: str) -> PublishResult | No
     tagged = next((t for t in refs.tags if t.name == version.name), None)
     if tagged is None:
         return None
-    data = [split_file(s) for s in card_splits(version.manifest)]
+    data = [split_file(s) for s in version.manifest.non_empty_splits()]
     remote = {
         f.path: f for f in api.get_paths_info(repo_id, data, revision=version.name, repo_type="dataset")
     }
     for rel in data:
-        sha = version.manifest["files"].get(rel, {}).get("sha256")
+        entry = version.manifest.files.get(rel)
+        sha = entry.sha256 if entry else None
         lfs = getattr(remote.get(rel), "lfs", None)
         if lfs is None or lfs.sha256 != sha:
             raise PublishError(
@@ -161,14 +163,13 @@ def _commit(api: HfApi, version: Version, repo_id: str, tree: Path, staged: list
 
 
 def _message(version: Version) -> str:
-    return f"{version.ref} (recipe {version.manifest.get('recipe_hash') or 'none'})"
+    return f"{version.ref} (recipe {version.manifest.recipe_hash or 'none'})"
 
 
 def _description(version: Version) -> str:
     m = version.manifest
-    rows = ", ".join(f"{s}: {n}" for s, n in m.get("rows", {}).items())
-    parent = m.get("parent") or "-"
-    return f"traitdose version {version.ref}, created {m.get('created')}, parent {parent}; rows {rows}."
+    rows = ", ".join(f"{s}: {n}" for s, n in m.rows.items())
+    return f"traitdose version {version.ref}, created {m.created}, parent {m.parent or '-'}; rows {rows}."
 
 
 def _reason(exc: Exception) -> str:

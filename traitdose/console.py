@@ -6,7 +6,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.table import Table
 from rich.text import Text
 
 from core.errors import TraitdoseError
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 console = Console()
 # The --store option every command that reads or writes a store takes.
@@ -87,6 +90,39 @@ def clean_errors(func: F) -> F:
             raise typer.Exit(1) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def open_store(root: Path) -> Store:
+    """A store whose new versions get their dataset card: the CLI is the one place that knows
+    both the store (core) and the card renderer (data_cards), and hands one to the other."""
+    from core.store import Store
+    from data_cards.card import write_card
+
+    return Store(root, card_renderer=write_card)
+
+
+class StageBars:
+    """One progress bar per stage: ``start`` opens a bar (with a total when known, else a
+    spinner) and completes the one before; ``tick`` advances the open bar."""
+
+    def __init__(self, bar: Progress, label: str):
+        self.bar, self.label = bar, label
+        self.task: Any = None
+
+    def start(self, stage: str, total: int | None) -> None:
+        self._finish()
+        self.task = self.bar.add_task(f"{self.label}: {stage}", total=total)
+
+    def tick(self, stage: str, n: int) -> None:
+        if self.task is None:
+            self.start(stage, None)
+        self.bar.update(self.task, advance=n)
+
+    def _finish(self) -> None:
+        """Fill the open bar: a stage that does not count its items still ends complete."""
+        for task in self.bar.tasks:
+            if task.id == self.task and task.total is not None:
+                self.bar.update(task.id, completed=task.total)
 
 
 def progress_bar() -> Progress:
