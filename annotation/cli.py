@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from annotation.queue import DEFAULT_K, Queue
+from annotation.sync import sync_routed
 from core.errors import OptionError
 from core.store import DEFAULT_STORE, Store
 from traitdose.console import StoreOpt, clean_errors, console, err_console, open_store, progress_bar
@@ -42,7 +43,7 @@ def open_queue(store: Path, dataset: str, k: int | None = None) -> tuple[Store, 
     if not s.versions(dataset):
         s.resolve(dataset)  # raises the store's "no dataset ... (datasets: ...)" error
     queue = Queue.for_dataset(s, dataset)
-    added = queue.sync_routed(s, dataset, k=k)
+    added = sync_routed(queue, s, dataset, k=k)
     if added:
         err_console.print(f"queued {added} routed item(s) from {dataset}")
     return s, queue
@@ -117,7 +118,7 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
-    web = create_app(queue, dataset=dataset, sync=lambda: queue.sync_routed(s, dataset, k=k))
+    web = create_app(queue, dataset=dataset, sync=lambda: sync_routed(queue, s, dataset, k=k))
     uvicorn.run(web, host=host, port=port, log_level="warning")
 
 

@@ -8,6 +8,7 @@ import pytest
 from annotate_support import XSS, live_server, make_item, make_store, rows
 
 from annotation.queue import Queue
+from annotation.sync import sync_routed
 from core.schema import from_rows, messages
 
 
@@ -15,7 +16,7 @@ from core.schema import from_rows, messages
 def served(tmp_path):
     store = make_store(tmp_path / "store", routed=3, accepted=1)
     queue = Queue.for_dataset(store, "demo", seed=1)
-    queue.sync_routed(store, "demo")
+    sync_routed(queue, store, "demo")
     token = queue.add_annotator("ann")
     with live_server(queue) as url:
         yield url, queue, token
@@ -124,7 +125,7 @@ def test_json_api_round_trip_and_openapi(served):
 def test_fifty_concurrent_annotators_lose_and_duplicate_nothing(tmp_path):
     store = make_store(tmp_path / "store", routed=60, accepted=0)
     queue = Queue.for_dataset(store, "demo")
-    queue.sync_routed(store, "demo", k=2)
+    sync_routed(queue, store, "demo", k=2)
     tokens = [queue.add_annotator(f"a{n:02d}") for n in range(50)]
 
     def work(token: str) -> int:
@@ -154,9 +155,9 @@ def test_fifty_concurrent_annotators_lose_and_duplicate_nothing(tmp_path):
 def test_a_running_server_picks_up_newly_routed_items(tmp_path):
     store = make_store(tmp_path / "store", routed=1, accepted=0)
     queue = Queue.for_dataset(store, "demo")
-    queue.sync_routed(store, "demo", k=1)
+    sync_routed(queue, store, "demo", k=1)
     token = queue.add_annotator("ann")
-    sync = lambda: queue.sync_routed(store, "demo", k=1)  # noqa: E731
+    sync = lambda: sync_routed(queue, store, "demo", k=1)  # noqa: E731
     auth = {"Authorization": f"Bearer {token}"}
     with (
         live_server(queue, sync=sync, sync_every_s=0) as url,
