@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -63,6 +64,11 @@ def install_hint(module: str, extra: str) -> str:
     return f"this command needs {module!r}: pip install 'traitdose[{extra}]'"
 
 
+def say(message: str, style: str = "") -> None:
+    """Print a line of text: names, paths and other user-supplied text are never read as markup."""
+    console.print(Text(message, style=style), soft_wrap=True, highlight=False)
+
+
 def print_error(message: str) -> None:
     """``error: <message>`` on stderr; the message is text, never rich markup."""
     err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
@@ -106,7 +112,7 @@ class StageBars:
     spinner) and completes the one before; ``tick`` advances the open bar."""
 
     def __init__(self, bar: Progress, label: str):
-        self.bar, self.label = bar, label
+        self.bar, self.label = bar, escape(label)  # a recipe name is text, not markup
         self.task: Any = None
 
     def start(self, stage: str, total: int | None) -> None:
