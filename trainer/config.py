@@ -37,27 +37,27 @@ class DPOConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    loss: Loss = "sigmoid"
-    beta: float = Field(0.1, gt=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # the robust loss's assumed label-noise rate
-    lora_r: int | None = Field(None, ge=1)
+    loss: Loss = Field("sigmoid", description="sigmoid (DPO) | ipo | robust")
+    beta: float = Field(0.1, gt=0, description="Strength of the pull towards the reference.")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Robust/cDPO noise rate.")
+    lora_r: int | None = Field(None, ge=1, description="LoRA rank; full fine-tune when absent.")
     lora_alpha: int | None = None  # default: 2 × r
-    epochs: int = Field(1, ge=1)
-    lr: float = Field(5e-6, gt=0)
+    epochs: int = Field(1, ge=1, description="Passes over the dose.")
+    lr: float = Field(5e-6, gt=0, description="Peak learning rate.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(512, ge=8)
+    batch_size: int = Field(8, ge=1, description="Pairs per forward pass.")
+    grad_accum: int = Field(1, ge=1, description="Batches per optimizer step.")
+    max_length: int = Field(512, ge=8, description="Tokens per prompt + response.")
     max_prompt_length: int | None = Field(None, ge=1)  # default: half of max_length
-    dose: int | None = Field(None, ge=1)
-    dose_fraction: float | None = Field(None, gt=0, le=1)
-    mix: MixSpec | None = None
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
-    seed: int = 0
-    save_every: int | None = Field(None, ge=1)  # optimizer steps between checkpoints; None: end only
-    device: str | None = None  # default: cuda when present, else cpu
+    dose: int | None = Field(None, ge=1, description="N pairs, stratified by domain × trait.")
+    dose_fraction: float | None = Field(None, gt=0, le=1, description="Share of the pairs.")
+    mix: MixSpec | None = Field(None, description="OTHER@vM:SHARE — blend the dose into another set.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for activation memory.")
+    seed: int = Field(0, description="Seed for sampling the dose and the data order.")
+    save_every: int | None = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
+    device: str | None = Field(None, description="cpu, cuda, cuda:1 (default: cuda when present).")
 
     @field_validator("mix", mode="before")
     @classmethod
