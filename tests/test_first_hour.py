@@ -171,3 +171,31 @@ def _paths(data: dict) -> list[str]:
 def _sample_for(target: Path) -> Path:
     real = ROOT.parent / "shared" / target.relative_to(target.parents[len(target.parents) - 1])
     return FIXTURES / "mini_bank.yaml" if not real.exists() else real
+
+
+def test_the_offline_default_runs_with_the_core_dependencies_alone(tmp_path):
+    """Template recipes need no extra; an llm: recipe names the extra to install."""
+    import subprocess
+    import sys
+
+    llm_recipe = write_recipe(
+        tmp_path,
+        MINI.replace(
+            "generate:\n  kind: template", "llm: {model: m, api_key_env: null}\ngenerate:\n  kind: template"
+        ),
+        "llm.yaml",
+    )
+    code = f"""
+import sys
+for name in ("openai", "tenacity", "aiolimiter", "krippendorff", "sklearn"):
+    sys.modules[name] = None  # as if the extras were not installed
+from typer.testing import CliRunner
+from traitdose.cli import app
+for recipe in ({str(write_recipe(tmp_path, MINI))!r}, {str(llm_recipe)!r}):
+    out = CliRunner().invoke(app, ["run", recipe, "--store", {str(tmp_path / "store")!r}])
+    print(out.exit_code, " ".join(out.output.split()))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    template_run, llm_run = done.stdout.strip().splitlines()
+    assert template_run.startswith("0 ") and "wrote mini@v1" in template_run
+    assert llm_run.startswith("1 error:") and "pip install 'traitdose[llm]'" in llm_run
