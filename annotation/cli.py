@@ -7,7 +7,7 @@ so items a run routes reach annotators with no extra step.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -231,13 +231,9 @@ def push(
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Create an Argilla dataset from the queue (API key from ARGILLA_API_KEY)."""
-    from annotation import argilla_bridge
-
-    dataset = dataset_name(dataset_arg, dataset)
-    _, queue = open_queue(store, dataset)
-    client = argilla_bridge.connect(argilla_url)
-    n = argilla_bridge.push(queue, client, name=name or dataset, workspace=workspace, k=k)
-    say(f"pushed {n} record(s) to {argilla_url} {workspace}/{name or dataset}")
+    queue, client, bridge, target = _argilla(store, dataset_arg, dataset, argilla_url, name)
+    n = bridge.push(queue, client, name=target, workspace=workspace, k=k)
+    say(f"pushed {n} record(s) to {argilla_url} {workspace}/{target}")
 
 
 @app.command("pull")
@@ -251,13 +247,20 @@ def pull(
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Read submitted Argilla responses back into the queue."""
+    queue, client, bridge, target = _argilla(store, dataset_arg, dataset, argilla_url, name)
+    n = bridge.pull(queue, client, name=target, workspace=workspace)
+    say(f"pulled {n} new response(s) from {workspace}/{target}")
+
+
+def _argilla(
+    store: Path, dataset_arg: str | None, dataset: str | None, url: str, name: str | None
+) -> tuple[Queue, Any, Any, str]:
+    """The queue, an Argilla client, the bridge module and the Argilla dataset name."""
     from annotation import argilla_bridge
 
-    dataset = dataset_name(dataset_arg, dataset)
-    _, queue = open_queue(store, dataset)
-    client = argilla_bridge.connect(argilla_url)
-    n = argilla_bridge.pull(queue, client, name=name or dataset, workspace=workspace)
-    say(f"pulled {n} new response(s) from {workspace}/{name or dataset}")
+    chosen = dataset_name(dataset_arg, dataset)
+    _, queue = open_queue(store, chosen)
+    return queue, argilla_bridge.connect(url), argilla_bridge, name or chosen
 
 
 def _num(x: float | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +47,12 @@ def file_digest(path: Path) -> str:
     """sha256 of a file's bytes (remembered while the file is unchanged)."""
     stat = path.stat()
     return _digest(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def replace_paths(data: dict[str, Any], replace: Callable[[Path], str]) -> dict[str, Any]:
+    """``data`` (a dumped recipe) with every absolute local file path put through ``replace``."""
+    for holder, key in path_fields(data):
+        value = holder[key]
+        if not value.startswith("hf:") and Path(value).is_absolute():
+            holder[key] = replace(Path(value))
+    return data

@@ -29,7 +29,7 @@ from pydantic import (
 from core.errors import RecipeError
 from core.traits import TRAITS, VIOLATIONS, known_traits
 from curation.config import CurationConfig
-from recipes.paths import file_digest, path_fields, resolve_path
+from recipes.paths import file_digest, replace_paths, resolve_path
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 BANKS_DIR = Path(__file__).parent / "banks"
@@ -296,12 +296,7 @@ class Recipe(Spec):
         return os.path.relpath(path, self._base or Path.cwd())
 
     def _with_paths(self, replace: Callable[[Path], str]) -> dict[str, Any]:
-        data = self.model_dump(mode="json", exclude_none=True)
-        for holder, key in path_fields(data):
-            value = holder[key]
-            if not value.startswith("hf:") and Path(value).is_absolute():
-                holder[key] = replace(Path(value))
-        return data
+        return replace_paths(self.model_dump(mode="json", exclude_none=True), replace)
 
 
 # ---- loading ---------------------------------------------------------------------------

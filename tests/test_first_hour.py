@@ -13,19 +13,13 @@ from typer.testing import CliRunner
 from core.store import Store
 from recipes.spec import load_recipe
 from tests.conftest import FIXTURES, ROOT, write_recipe
+from tests.test_runner import MINI as RUNNER_MINI
 from traitdose.cli import app
 from traitdose.console import StageBars
 
 runner = CliRunner()
 
-MINI = f"""name: mini
-domain: testing
-traits: [truthfulness, corrigibility]
-generate:
-  kind: template
-  bank: {FIXTURES / "mini_bank.yaml"}
-  per_trait: 20
-"""
+MINI = RUNNER_MINI.replace("per_trait: 40", "per_trait: 20")
 
 
 def invoke(*args: str):
