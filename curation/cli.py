@@ -22,7 +22,7 @@ from curation.decontam import Decontaminate
 from curation.near_dedupe import NearDedupe
 from curation.quality import QualityFilter
 from curation.stage import Funnel, Stage, StageResult
-from traitdose.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
+from traitdose.console import StoreOpt, clean_errors, console, err_console, funnel_table, progress_bar
 
 app = typer.Typer(no_args_is_help=True)
 versions_app = typer.Typer(help="Inspect dataset versions in a store.", no_args_is_help=True)
@@ -35,7 +35,10 @@ def list_versions(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")], store: StoreOpt = DEFAULT_STORE
 ) -> None:
     """List a dataset's versions, oldest first."""
-    versions = Store(store).versions(dataset)
+    s = Store(store)
+    versions = s.versions(dataset)
+    for path, why in s.problems(dataset):
+        err_console.print(Text(f"skipped {path.name}: {why}", style="yellow"), soft_wrap=True)
     if not versions:
         raise StoreError(f"no dataset {dataset!r} in store {store}")
     table = Table(title=f"{dataset} in {store}")

@@ -85,3 +85,20 @@ def test_manifest_keeps_keys_it_does_not_name(store_dir):
     assert manifest.to_dict()["audit"] == {"items": 3}
     assert manifest.carried() == {"audit": {"items": 3}}
     assert manifest.rows == {"train": 1} and manifest.files["data/train-00000-of-00001.parquet"].bytes > 0
+
+
+def test_versions_list_names_the_skipped_version(store_dir):
+    from typer.testing import CliRunner
+
+    from traitdose.cli import app
+
+    s = store(store_dir)
+    s.write_version("ds", {"train": rows("a")})
+    broken = s.write_version("ds", {"train": rows("b")}, parent=LATEST)
+    (broken.path / "manifest.json").write_text("[]")
+    out = CliRunner().invoke(app, ["versions", "list", "ds", "--store", str(store_dir)])
+    assert (
+        out.exit_code == 0
+        and "skipped v2:" in out.output
+        and "v2/manifest.json: corrupt manifest" in out.output
+    )
