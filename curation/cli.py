@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import polars as pl
 import typer
@@ -196,7 +196,7 @@ def filter_(
     min_words: Annotated[int | None, typer.Option(min=0)] = None,
     max_words: Annotated[int | None, typer.Option(min=1)] = None,
     language: Annotated[bool, typer.Option(help="Drop non-English text.")] = True,
-    pii: Annotated[str, typer.Option(help="drop | redact | off")] = "drop",
+    pii: Annotated[Literal["drop", "redact", "off"], typer.Option(help="drop | redact | off")] = "drop",
     ban: Annotated[list[str] | None, typer.Option(help="Banned phrase (repeatable).")] = None,
 ) -> None:
     """Quality filters: lengths, empty/identical responses, bare refusals, language, PII, banned phrases."""
@@ -209,7 +209,7 @@ def filter_(
     config = FilterConfig(
         lengths=lengths,
         language="en" if language else None,
-        pii=pii,  # type: ignore[arg-type]
+        pii=pii,
         banned_phrases=ban or [],
     )
     _run_stage(input, out, lambda tick: QualityFilter(config, fields=fields), "filtering")

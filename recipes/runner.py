@@ -220,7 +220,7 @@ def _side_files(recipe: Recipe, source: SourceOutput) -> dict[str, str]:
     return files
 
 
-def _meta(recipe: Recipe, seed: int, traits: list[str], *, trial: bool) -> dict[str, Any]:
+def _meta(recipe: Recipe, seed: int, traits: list[str], *, trial: bool = False) -> dict[str, Any]:
     src = recipe.source
     sources = (
         [{"kind": src.kind, "path": recipe.relative_path(src.path), "license": src.license}]
