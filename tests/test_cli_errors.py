@@ -70,7 +70,7 @@ def test_debug_shows_tracebacks_for_traitdose_errors_too(monkeypatch):
 
 
 def test_debug_flag_sets_the_environment(monkeypatch):
-    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    monkeypatch.setenv(DEBUG_ENV, "0")  # recorded, so the flag's setting is undone after the test
     out = runner.invoke(app, ["--debug", "recipe", "validate", "/nonexistent/recipe.yaml"])
     assert isinstance(out.exception, TraitdoseError)
 
