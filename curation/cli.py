@@ -121,7 +121,7 @@ def diff(
         table.add_column(column)
     for kind in ("added", "removed", "changed"):
         shown = "\n".join(f"{x['id'][:10]}… {x['prompt_text'][:70]}" for x in result.samples[kind])
-        table.add_row(kind, str(len(getattr(result, kind))), shown or "-")
+        table.add_row(kind, str(len(getattr(result, kind))), Text(shown or "-"))  # item text, not markup
     console.print(table)
     console.print(f"rows: {result.rows}", highlight=False)
 
@@ -179,7 +179,7 @@ def decontam(
         table.add_column(column)
     for bench in result.report["benchmarks"]:
         shown = "\n".join(f"{e['id'][:12]}: {e['span'][:60]}" for e in bench["examples"])
-        table.add_row(bench["name"], str(bench["checked"]), str(bench["removed"]), shown or "-")
+        table.add_row(Text(bench["name"]), str(bench["checked"]), str(bench["removed"]), Text(shown or "-"))
     console.print(table)
 
 

@@ -193,3 +193,16 @@ for recipe in ({str(write_recipe(tmp_path, MINI))!r}, {str(llm_recipe)!r}):
     template_run, llm_run = done.stdout.strip().splitlines()
     assert template_run.startswith("0 ") and "wrote mini@v1" in template_run
     assert llm_run.startswith("1 error:") and "pip install 'traitdose[llm]'" in llm_run
+
+
+def test_item_text_in_a_diff_is_printed_as_text(tmp_path):
+    from core.schema import from_rows
+    from tests.test_schema import item
+
+    store = Store(tmp_path, card_renderer=lambda d: None)
+    store.write_version("ds", {"train": from_rows([item(id="a")])})
+    odd = item(id="b", prompt=[{"role": "user", "content": "what does [/] or [bold]x mean?"}])
+    store.write_version("ds", {"train": from_rows([item(id="a"), odd])})
+    out = invoke("versions", "diff", "ds@v1", "ds@v2", "--store", str(tmp_path))
+    assert out.exit_code == 0, out.output
+    assert "[/] or [bold]x" in out.output

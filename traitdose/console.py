@@ -151,5 +151,5 @@ def funnel_table(steps: list[dict[str, Any]], title: str = "funnel") -> Table:
     table.add_column("dropped (reason: count)")
     for step in steps:
         reasons = ", ".join(f"{k}: {v}" for k, v in step.get("dropped", {}).items())
-        table.add_row(step["stage"], str(step["in"]), str(step["out"]), reasons or "-")
+        table.add_row(step["stage"], str(step["in"]), str(step["out"]), Text(reasons or "-"))
     return table
