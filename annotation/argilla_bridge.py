@@ -19,6 +19,7 @@ from typing import Any
 import argilla as rg
 
 from annotation.queue import FLAGS, Queue, QueueError, Response, choice_to_label
+from core.errors import AuthError
 from core.traits import TRAITS
 
 PREFERENCE = {"A": "A is better", "B": "B is better", "tie": "Tie", "both_bad": "Both bad"}
@@ -114,7 +115,7 @@ def from_record(record: rg.Record, usernames: dict[str, str]) -> list[Response]:
 def connect(api_url: str, api_key: str | None = None) -> rg.Argilla:
     key = api_key or os.environ.get(API_KEY_ENV)
     if not key:
-        raise PermissionError(f"no Argilla API key: set {API_KEY_ENV}")
+        raise AuthError(f"no Argilla API key: set {API_KEY_ENV}")
     return rg.Argilla(api_url=api_url, api_key=key)
 
 
@@ -134,7 +135,7 @@ def pull(queue: Queue, client: rg.Argilla, *, name: str, workspace: str) -> int:
     """Read submitted responses of dataset ``name`` into the queue; returns how many were new."""
     dataset = client.datasets(name, workspace=workspace)
     if dataset is None:
-        raise LookupError(f"no Argilla dataset {name!r} in workspace {workspace!r}")
+        raise QueueError(f"no Argilla dataset {name!r} in workspace {workspace!r}")
     usernames = {str(u.id): u.username for u in client.users}
     responses = [r for record in dataset.records(with_responses=True) for r in from_record(record, usernames)]
     return queue.record_external(responses)

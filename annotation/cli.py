@@ -7,18 +7,26 @@ so items a run routes reach annotators with no extra step.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from annotation.queue import DEFAULT_K, Queue
+from annotation.sync import sync_routed
+from annotation.web.limits import DEFAULT_MAX_BODY
+from core.errors import OptionError
 from core.store import DEFAULT_STORE, Store
-from traitdose.console import StoreOpt, clean_errors, console, err_console, progress_bar
+from traitdose.console import StoreOpt, clean_errors, console, err_console, open_store, progress_bar, say
 
-app = typer.Typer(name="annotate", help="Human annotation: queue, web UI, agreement, merge, Argilla.")
+app = typer.Typer(
+    name="annotate", help="Human annotation: queue, web UI, agreement, merge, Argilla.", no_args_is_help=True
+)
 
-DatasetOpt = Annotated[str, typer.Option("--dataset", help="Dataset name in the store.")]
+DatasetArg = Annotated[str | None, typer.Argument(help="Dataset name in the store.", show_default=False)]
+# The older spelling, kept as an alias: `annotate status --dataset health` = `annotate status health`.
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Same as DATASET.", show_default=False)]
 KOpt = Annotated[
     int | None,
     typer.Option(
@@ -34,14 +42,24 @@ ArgillaName = Annotated[
 ]
 
 
+def dataset_name(arg: str | None, option: str | None) -> str:
+    """DATASET given as the argument or as --dataset (not both, unless they agree)."""
+    if arg and option and arg != option:
+        raise OptionError(f"two datasets given: {arg!r} and --dataset {option!r}")
+    name = arg or option
+    if not name:
+        raise OptionError("name the dataset: traitdose annotate COMMAND DATASET")
+    return name
+
+
 def open_queue(store: Path, dataset: str, k: int | None = None) -> tuple[Store, Queue]:
-    s = Store(store)
+    s = open_store(store)  # a merge writes a version, with its card
     if not s.versions(dataset):
         s.resolve(dataset)  # raises the store's "no dataset ... (datasets: ...)" error
     queue = Queue.for_dataset(s, dataset)
-    added = queue.sync_routed(s, dataset, k=k)
+    added = sync_routed(queue, s, dataset, k=k)
     if added:
-        err_console.print(f"queued {added} routed item(s) from {dataset}")
+        err_console.print(Text(f"queued {added} routed item(s) from {dataset}"))
     return s, queue
 
 
@@ -49,17 +67,16 @@ def open_queue(store: Path, dataset: str, k: int | None = None) -> tuple[Store, 
 @clean_errors
 def add_annotator(
     name: Annotated[str, typer.Argument(help="Annotator name.")],
-    dataset: DatasetOpt,
+    dataset_arg: DatasetArg = None,
+    dataset: DatasetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Register an annotator and print their login token (shown once; only a hash is kept)."""
+    dataset = dataset_name(dataset_arg, dataset)
     _, queue = open_queue(store, dataset)
     token = queue.add_annotator(name)
-    console.print(
-        f"annotator [bold]{name}[/] on {dataset}; login token (keep it secret):",
-        highlight=False,
-        soft_wrap=True,
-    )
+    # Names are the user's text: printed as text, never read as rich markup.
+    say(f"annotator {name.strip()} on {dataset}; login token (keep it secret):")
     print(token)
 
 
@@ -85,152 +102,178 @@ def add(
     _, queue = open_queue(store, version.dataset, k)
     picked = select_for_audit(version, sample=sample, where=where, seed=seed)
     added = queue.add_items(picked, kind="audit", source=version.ref, k=k or DEFAULT_K)
-    console.print(
-        f"queued {added} of {picked.num_rows} selected accepted item(s) of {version.ref} for audit",
-        soft_wrap=True,
-    )
+    say(f"queued {added} of {picked.num_rows} selected accepted item(s) of {version.ref} for audit")
 
 
 @app.command("serve")
 @clean_errors
 def serve(
-    dataset: DatasetOpt,
+    dataset_arg: DatasetArg = None,
+    dataset: DatasetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
     host: Annotated[
         str, typer.Option(help="Interface to bind; loopback unless you mean otherwise.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8765,
     k: KOpt = None,
+    secure_cookies: Annotated[
+        bool | None,
+        typer.Option(
+            "--secure-cookies/--no-secure-cookies",
+            help="Send login cookies over HTTPS only (default: on unless --host is loopback).",
+            show_default=False,
+        ),
+    ] = None,
+    max_body: Annotated[
+        int, typer.Option("--max-body", min=1024, help="Largest request body accepted, in bytes.")
+    ] = DEFAULT_MAX_BODY,
 ) -> None:
     """Serve the labeling web UI (and its JSON API) for one dataset."""
     import uvicorn
 
     from annotation.web.app import create_app
 
+    dataset = dataset_name(dataset_arg, dataset)
+    secure = not is_loopback(host) if secure_cookies is None else secure_cookies
     s, queue = open_queue(store, dataset, k)
     progress = queue.progress()
-    console.print(
-        f"{dataset}: {progress['items']} item(s) queued; open http://{host}:{port}/",
-        highlight=False,
-        soft_wrap=True,
+    say(f"{dataset}: {progress['items']} item(s) queued; open http://{host}:{port}/")
+    if secure and is_loopback(host):
+        err_console.print(
+            Text("secure cookies on loopback: log in through an HTTPS proxy, or use --no-secure-cookies")
+        )
+    web = create_app(
+        queue,
+        dataset=dataset,
+        secure_cookies=secure,
+        max_body=max_body,
+        sync=lambda: sync_routed(queue, s, dataset, k=k),
     )
-    web = create_app(queue, dataset=dataset, sync=lambda: queue.sync_routed(s, dataset, k=k))
     uvicorn.run(web, host=host, port=port, log_level="warning")
 
 
 @app.command("status")
 @clean_errors
-def status(dataset: DatasetOpt, store: StoreOpt = DEFAULT_STORE) -> None:
+def status(
+    dataset_arg: DatasetArg = None, dataset: DatasetOpt = None, store: StoreOpt = DEFAULT_STORE
+) -> None:
     """Items done and pending, labels per annotator, agreement and audit accuracy."""
     from annotation.agreement import TIE_RULE
     from annotation.status import report
 
+    dataset = dataset_name(dataset_arg, dataset)
     _, queue = open_queue(store, dataset)
     r = report(queue)
-    console.print(
-        f"[bold]{dataset}[/]: {r.items} item(s): {r.done} done ({r.resolved} with a majority), "
-        f"{r.pending} pending",
-        highlight=False,
-        soft_wrap=True,
-    )
+    say(f"{dataset}: {r.items} item(s): {r.done} done ({r.resolved} with a majority), {r.pending} pending")
     people = Table(title="labels per annotator")
     people.add_column("annotator")
     people.add_column("labels", justify="right")
     for name, n in r.per_annotator.items():
-        people.add_row(name, str(n))
+        people.add_row(Text(name), str(n))
     console.print(people)
     a = r.agreement
-    console.print(
+    say(
         f"Krippendorff's alpha (nominal, {a.items} items with 2+ labels, {a.annotators} annotators): "
-        f"{_num(a.krippendorff_alpha)}",
-        highlight=False,
-        soft_wrap=True,
+        f"{_num(a.krippendorff_alpha)}"
     )
     for pair, kappa in a.cohen_kappa.items():
-        console.print(
-            f"Cohen's kappa {pair.replace('|', ' vs ')}: {_num(kappa)}", highlight=False, soft_wrap=True
-        )
+        say(f"Cohen's kappa {pair.replace('|', ' vs ')}: {_num(kappa)}")
     if r.audit is not None:
         au = r.audit
         shown = "n/a" if au.accuracy is None else f"{au.accuracy:.1%} (95% CI {au.low:.1%}–{au.high:.1%})"
-        console.print(
-            f"audit: {au.agreed}/{au.resolved} resolved audit items agree with the stored label: {shown}",
-            soft_wrap=True,
-        )
-    console.print(f"[dim]tie rule: {TIE_RULE}[/]")
+        say(f"audit: {au.agreed}/{au.resolved} resolved audit items agree with the stored label: {shown}")
+    say(f"tie rule: {TIE_RULE}", "dim")
 
 
 @app.command("merge")
 @clean_errors
 def merge(
-    dataset: DatasetOpt,
+    ref: Annotated[
+        str | None,
+        typer.Argument(help="DATASET or DATASET@vN holding the routed items (default: the latest)."),
+    ] = None,
+    dataset: DatasetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
     base: Annotated[
-        str | None, typer.Option("--from", help="DATASET@vN holding the routed items (default: latest).")
+        str | None, typer.Option("--from", help="Same as DATASET@vN (the older spelling).")
     ] = None,
 ) -> None:
     """Resolve labelled items by majority and write a new version (parent: the routed one)."""
     from annotation.merge import merge as merge_labels
 
+    if ref and "@" in ref:
+        base = base or ref
+    dataset = dataset_name(ref.partition("@")[0] if ref else None, dataset)
     s, queue = open_queue(store, dataset)
     version = s.resolve(base or dataset)
     if version.dataset != dataset:
-        raise ValueError(f"--from {base!r} is not a version of {dataset!r}")
+        raise OptionError(f"--from {base!r} is not a version of {dataset!r}")
     with progress_bar() as bar:
         bar.add_task(f"merging labels into {version.ref}", total=None)
         result = merge_labels(s, queue, version)
     m = result.summary
-    console.print(
-        f"wrote [bold]{result.version.ref}[/] (parent {version.ref}): {m['resolved']} resolved, "
+    say(
+        f"wrote {result.version.ref} (parent {version.ref}): {m['resolved']} resolved, "
         f"{m['both_bad']} both bad, {m['ties']} ties dropped, {m['unresolved']} still routed; "
-        f"alpha {_num(m['krippendorff_alpha'])}",
-        highlight=False,
-        soft_wrap=True,
+        f"alpha {_num(m['krippendorff_alpha'])}"
     )
 
 
 @app.command("push")
 @clean_errors
 def push(
-    dataset: DatasetOpt,
     argilla_url: ArgillaUrl,
     workspace: Workspace,
     name: ArgillaName = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Submitted responses needed per record.")] = DEFAULT_K,
+    dataset_arg: DatasetArg = None,
+    dataset: DatasetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Create an Argilla dataset from the queue (API key from ARGILLA_API_KEY)."""
-    from annotation import argilla_bridge
-
-    _, queue = open_queue(store, dataset)
-    client = argilla_bridge.connect(argilla_url)
-    n = argilla_bridge.push(queue, client, name=name or dataset, workspace=workspace, k=k)
-    console.print(
-        f"pushed {n} record(s) to {argilla_url} {workspace}/{name or dataset}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    queue, client, bridge, target = _argilla(store, dataset_arg, dataset, argilla_url, name)
+    n = bridge.push(queue, client, name=target, workspace=workspace, k=k)
+    say(f"pushed {n} record(s) to {argilla_url} {workspace}/{target}")
 
 
 @app.command("pull")
 @clean_errors
 def pull(
-    dataset: DatasetOpt,
     argilla_url: ArgillaUrl,
     workspace: Workspace,
     name: ArgillaName = None,
+    dataset_arg: DatasetArg = None,
+    dataset: DatasetOpt = None,
     store: StoreOpt = DEFAULT_STORE,
 ) -> None:
     """Read submitted Argilla responses back into the queue."""
+    queue, client, bridge, target = _argilla(store, dataset_arg, dataset, argilla_url, name)
+    n = bridge.pull(queue, client, name=target, workspace=workspace)
+    say(f"pulled {n} new response(s) from {workspace}/{target}")
+
+
+def _argilla(
+    store: Path, dataset_arg: str | None, dataset: str | None, url: str, name: str | None
+) -> tuple[Queue, Any, Any, str]:
+    """The queue, an Argilla client, the bridge module and the Argilla dataset name."""
     from annotation import argilla_bridge
 
-    _, queue = open_queue(store, dataset)
-    client = argilla_bridge.connect(argilla_url)
-    n = argilla_bridge.pull(queue, client, name=name or dataset, workspace=workspace)
-    console.print(
-        f"pulled {n} new response(s) from {workspace}/{name or dataset}", highlight=False, soft_wrap=True
-    )
+    chosen = dataset_name(dataset_arg, dataset)
+    _, queue = open_queue(store, chosen)
+    return queue, argilla_bridge.connect(url), argilla_bridge, name or chosen
 
 
 def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine (cookies need no HTTPS there)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -13,33 +13,23 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from annotation.agreement import TIE_RULE, agreement, audit_accuracy, by_item, resolve
 from annotation.queue import Queue, Response
+from core.errors import QueueError
 from core.schema import DROPPED_SCHEMA, from_rows
 from core.store import Store, Version
 from curation.stage import Funnel
 
 STAGE = "annotation"
 DROP_REASONS = {"both_bad": "both_bad", "tie": "human_tie"}
-_STORE_KEYS = {
-    "dataset",
-    "parent",
-    "recipe_hash",
-    "created",
-    "rows",
-    "side_rows",
-    "files",
-    "funnel",
-    "version",
-}
 
 
-class NothingToMerge(ValueError):
+class NothingToMerge(QueueError):
     """No item of the base version has a settled human label: no new version to write."""
 
 
@@ -49,83 +39,102 @@ class MergeResult:
     summary: dict[str, Any]  # the manifest's "annotation" block
 
 
-def merge(store: Store, queue: Queue, base: Version) -> MergeResult:
-    grouped = by_item(queue.responses())
-    k_of = {row["id"]: row["k"] for row in queue.items()}
+@dataclass
+class Decisions:
+    """Where each item of the base version goes once the human labels are counted."""
 
-    def decide(item: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    splits: dict[str, list[dict[str, Any]]]
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+    still_routed: list[dict[str, Any]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)  # resolved, both_bad, tie, unresolved
+    audited: list[str | None] = field(default_factory=list)  # the label of each audited accepted item
+
+    @property
+    def settled(self) -> int:
+        routed = self.counts["resolved"] + self.counts["both_bad"] + self.counts["tie"]
+        return routed + sum(a is not None for a in self.audited)
+
+    def ids(self) -> set[str]:
+        rows = [*(i for items in self.splits.values() for i in items), *self.still_routed, *self.dropped]
+        return {i["id"] for i in rows}
+
+
+def merge(store: Store, queue: Queue, base: Version) -> MergeResult:
+    """Resolve ``base``'s labelled items by majority and write the result as a new version."""
+    grouped = by_item(queue.responses())
+    decisions = decide(base, grouped, {row["id"]: row["k"] for row in queue.items()})
+    scored = [r for rs in grouped.values() for r in rs if r.item_id in decisions.ids()]
+    if not decisions.settled:
+        raise NothingToMerge(
+            f"nothing to merge into {base.ref}: {len({r.item_id for r in scored})} item(s) have labels, "
+            "none has a majority yet (see `traitdose annotate status`)"
+        )
+    summary = _summary(scored, decisions.counts, decisions.audited)
+    return MergeResult(_write(store, base, decisions, summary), summary)
+
+
+def decide(base: Version, grouped: dict[str, list[Response]], k_of: dict[str, int]) -> Decisions:
+    """Relabel the routed items (and audited accepted ones) that have a majority; place the rest."""
+
+    def verdict(item: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
         responses = grouped.get(item["id"], [])
         if not responses:
             return None, None
         label = resolve([r.label for r in responses], k_of.get(item["id"], len(responses)))
         return label, _annotation(responses, label)
 
-    counts: Counter[str] = Counter()
-    splits: dict[str, list[dict[str, Any]]] = {s: [] for s in base.splits}
-    dropped: list[dict[str, Any]] = []
-    still_routed: list[dict[str, Any]] = []
-
+    out = Decisions(splits={s: [] for s in base.splits})
     for item in base.side("routed").to_pylist():
-        label, note = decide(item)
+        label, note = verdict(item)
         if label is None:
-            still_routed.append({**item, "annotation": note})
-            counts["unresolved"] += 1
+            out.still_routed.append({**item, "annotation": note})
+            out.counts["unresolved"] += 1
             continue
-        counts["both_bad" if label == "both_bad" else "tie" if label == "tie" else "resolved"] += 1
-        _place(_relabel(item, label, note), label, splits, dropped)
-
-    audited: list[str | None] = []
+        out.counts["both_bad" if label == "both_bad" else "tie" if label == "tie" else "resolved"] += 1
+        _place(_relabel(item, label, note), label, out.splits, out.dropped)
     for split in base.splits:
         for item in base.table(split).to_pylist():
-            label, note = decide(item) if item.get("annotation") is None else (None, None)
+            label, note = verdict(item) if item.get("annotation") is None else (None, None)
             if note is None:  # never audited, or merged before: leave it alone
-                splits[split].append(item)
+                out.splits[split].append(item)
                 continue
-            audited.append(label)
+            out.audited.append(label)
             if label is None:
-                splits[split].append(item)
+                out.splits[split].append(item)
                 continue
-            _place(_relabel(item, label, note), label, splits, dropped)
+            _place(_relabel(item, label, note), label, out.splits, out.dropped)
+    return out
 
-    in_base = {i["id"] for rows in splits.values() for i in rows} | {i["id"] for i in still_routed}
-    in_base |= {i["id"] for i in dropped}
-    scored = [r for rs in grouped.values() for r in rs if r.item_id in in_base]
-    settled = counts["resolved"] + counts["both_bad"] + counts["tie"] + sum(a is not None for a in audited)
-    if not settled:
-        raise NothingToMerge(
-            f"nothing to merge into {base.ref}: {len({r.item_id for r in scored})} item(s) have labels, "
-            "none has a majority yet (see `traitdose annotate status`)"
-        )
-    summary = _summary(scored, counts, audited)
 
-    funnel = Funnel(list(base.manifest.get("funnel", [])))
-    entered = counts["resolved"] + counts["both_bad"] + counts["tie"] + counts["unresolved"]
+def _write(store: Store, base: Version, decisions: Decisions, summary: dict[str, Any]) -> Version:
+    """The new version: the parent's recipe-level manifest keys, its funnel plus this step."""
+    counts = decisions.counts
+    funnel = Funnel(list(base.manifest.funnel))
     funnel.add(
         STAGE,
-        entered,
+        counts["resolved"] + counts["both_bad"] + counts["tie"] + counts["unresolved"],
         counts["resolved"],
         {DROP_REASONS[k]: counts[k] for k in ("both_bad", "tie") if counts[k]},
         unresolved=counts["unresolved"],
     )
+    base_dropped = base.side("dropped").cast(DROPPED_SCHEMA)
     side = {
         "dropped": pa.concat_tables(
-            [base.side("dropped").cast(DROPPED_SCHEMA), pa.Table.from_pylist(dropped, schema=DROPPED_SCHEMA)]
+            [base_dropped, pa.Table.from_pylist(decisions.dropped, schema=DROPPED_SCHEMA)]
         ),
-        "routed": from_rows(still_routed),
+        "routed": from_rows(decisions.still_routed),
     }
-    meta = {k: v for k, v in base.manifest.items() if k not in _STORE_KEYS and k != "annotation"}
     recipe = base.path / "recipe.yaml"
-    version = store.write_version(
+    return store.write_version(
         base.dataset,
-        {name: from_rows(rows) for name, rows in splits.items()},
+        {name: from_rows(rows) for name, rows in decisions.splits.items()},
         parent=base.ref,
-        recipe_hash=base.manifest.get("recipe_hash"),
+        recipe_hash=base.manifest.recipe_hash,
         funnel=funnel.steps,
         side=side,
         files={"recipe.yaml": recipe.read_text()} if recipe.exists() else None,
-        meta={**meta, "annotation": summary},
+        meta={**base.manifest.carried(), "annotation": summary},
     )
-    return MergeResult(version, summary)
 
 
 def _annotation(responses: list[Response], label: str | None) -> dict[str, Any]:

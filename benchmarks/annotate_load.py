@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from annotation.queue import Queue  # noqa: E402
+from annotation.sync import sync_routed  # noqa: E402
 from annotation.web.server import free_port  # noqa: E402
 from core.schema import from_rows, item_id, messages  # noqa: E402
 from core.store import Store  # noqa: E402
@@ -106,7 +107,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = build_store(Path(tmp) / "store", needed)
         queue = Queue.for_dataset(store, "bench")
-        queue.sync_routed(store, "bench", k=k)
+        sync_routed(queue, store, "bench", k=k)
         solo = queue.add_annotator("solo")
         tokens = [queue.add_annotator(f"a{n:03d}") for n in range(args.annotators)]
         port = free_port()

@@ -137,7 +137,7 @@ def end_to_end(items: int, repeats: int) -> None:
                     start = time.perf_counter()
                     result = run_recipe(recipe, Store(root, card_renderer=renderer))
                     times[name].append(time.perf_counter() - start)
-                    rows = sum(result.version.manifest["rows"].values())
+                    rows = result.version.manifest.total_rows
     base, card = min(times["no card"]), min(times["card"])
     print(f"health recipe, {rows:,} items written (per_trait {items // 2:,}):")
     print(f"baseline  run, no card:    {base:6.2f} s")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from core.store import Store
 from curation.config import CurationConfig, DedupeConfig, FilterConfig, RouteConfig
+from data_cards.card import write_card
 from recipes.runner import run_recipe
 from recipes.sources.templates import generate_from_bank
 from recipes.spec import builtin_recipes, load_recipe
@@ -49,8 +50,9 @@ def run_pipeline(total: int, store_root: Path, curation: bool = True) -> tuple[i
         update = {"generate": recipe.generator.model_copy(update={"per_trait": per_trait})}
         if not curation:
             update["curation"] = NO_CURATION
-        version = run_recipe(recipe.model_copy(update=update), Store(store_root)).version
-        written += sum(version.manifest["rows"].values())
+        store = Store(store_root, card_renderer=write_card)
+        version = run_recipe(recipe.model_copy(update=update), store).version
+        written += version.manifest.total_rows
     return written, time.perf_counter() - start
 
 

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import polars as pl  # noqa: E402
 
 from core.store import Store  # noqa: E402
+from data_cards.card import write_card  # noqa: E402
 from recipes.runner import run_recipe  # noqa: E402
 from recipes.spec import Recipe, load_recipe  # noqa: E402
 from trainer.data import pairs_frame  # noqa: E402
@@ -96,7 +97,7 @@ def build_sets(store: Store) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
             else pairs_frame(version.frame())
         )
         sets[name] = (train, held)
-        print(f"built {version.ref}: {version.manifest['rows']}", file=sys.stderr)
+        print(f"built {version.ref}: {version.manifest.rows}", file=sys.stderr)
     return sets
 
 
@@ -118,7 +119,7 @@ def main() -> None:
         raise SystemExit(f"needs the public data in {DATA}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        sets = build_sets(Store(args.store or tmp))
+        sets = build_sets(Store(args.store or tmp, card_renderer=write_card))
     encoder = Encoder()
     embedded = {
         name: (PairEmbeddings.of(train, encoder), PairEmbeddings.of(held, encoder))

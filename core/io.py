@@ -12,6 +12,8 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from core.errors import SourceError
+
 READABLE = (".parquet", ".jsonl", ".json", ".csv")
 WRITABLE = (".parquet", ".jsonl")
 
@@ -20,9 +22,9 @@ def read_table(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in READABLE:
-        raise ValueError(f"{path}: unsupported file type {suffix!r}; use {', '.join(READABLE)}")
+        raise SourceError(f"{path}: unsupported file type {suffix!r}; use {', '.join(READABLE)}")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise SourceError(f"{path}: file not found")
     try:
         if suffix == ".parquet":
             return pl.read_parquet(path)
@@ -30,7 +32,7 @@ def read_table(path: str | Path) -> pl.DataFrame:
             return pl.read_csv(path, infer_schema=False)
         return pl.read_ndjson(path, infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise ValueError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from exc
+        raise SourceError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from exc
 
 
 def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
@@ -38,7 +40,7 @@ def write_table(frame: pl.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITABLE:
-        raise ValueError(f"{path}: unsupported output type {suffix!r}; use {', '.join(WRITABLE)}")
+        raise SourceError(f"{path}: unsupported output type {suffix!r}; use {', '.join(WRITABLE)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if suffix == ".parquet":
@@ -64,11 +66,11 @@ def read_columns(source: str, columns: list[str], hf_split: str = "validation") 
         frame = read_table(source)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{source}: no column {missing[0]!r}; columns: {', '.join(frame.columns)}")
+        raise SourceError(f"{source}: no column {missing[0]!r}; columns: {', '.join(frame.columns)}")
     return frame.select(columns)
 
 
-class DatasetUnavailable(ValueError):
+class DatasetUnavailable(SourceError):
     """An ``hf:`` dataset that cannot be loaded; one line naming it, its split and the remedy."""
 
 

@@ -15,6 +15,8 @@ import polars as pl
 import pyarrow as pa
 import xxhash
 
+from core.errors import SchemaError
+
 LABEL_SOURCES = ("gold", "contrastive", "judge", "human")
 SPLITS = ("train", "test")
 STATUSES = ("accepted", "routed")
@@ -86,10 +88,6 @@ DROP_COLUMNS = pa.schema(
     ]
 )
 DROPPED_SCHEMA = pa.schema(list(ITEM_SCHEMA) + list(DROP_COLUMNS))
-
-
-class SchemaError(ValueError):
-    """A table or row does not fit the item schema; the message names the row and field."""
 
 
 def normalize_text(text: str) -> str:

@@ -6,26 +6,25 @@ A store is a folder; ``<store>/<dataset>/vN/`` holds one immutable version:
   no rows has no file: the manifest records it as 0 and the card leaves it out);
 - ``<side>.parquet`` — side tables (``dropped``, ``routed``) that are not splits;
 - ``manifest.json`` — parent, recipe hash, per-file sha256, row counts, funnel, time;
-- ``README.md`` — the dataset card, written by the registered card renderer;
+- ``README.md`` — the dataset card, written by the card renderer the caller passes in;
 - any extra files the writer hands over (the resolved recipe, the quarantine log).
 
-A version is assembled in a hidden temp folder and renamed into place, so a reader
-never sees a half-written version and a failed write leaves ``latest`` untouched.
+A version is assembled in a hidden staging folder (``core.staging``) and renamed into
+place, so a reader never sees a half-written version and a failed write leaves
+``latest`` untouched. A version whose manifest cannot be read is skipped (and listed by
+:meth:`Store.problems`); its number is never reused.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +32,19 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.errors import StoreError
+from core.manifest import MANIFEST_FILE, Manifest
 from core.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform, validate
+from core.staging import make_staging, open_permissions, remove_stale
 
 DEFAULT_STORE = Path("traitdose-store")
-CARD_ENTRY_POINT = "traitdose.card"
 _VERSION = re.compile(r"^v(\d+)$")
+LATEST = "latest"  # write_version(parent=LATEST): the version before the one this write claims
+# Files that say how a version was written rather than what it holds: two versions whose
+# other files all match are identical.
+_DESCRIPTIVE = {MANIFEST_FILE, "README.md", "card.png"}
 
 CardRenderer = Callable[[Path], None]
-
-
-class StoreError(LookupError):
-    """A dataset, version or reference that the store cannot resolve."""
 
 
 def split_file(split: str) -> str:
@@ -57,6 +58,8 @@ class Version:
     dataset: str
     name: str
     path: Path
+    # True when a write found this existing version identical and wrote nothing.
+    reused: bool = field(default=False, compare=False)
 
     @property
     def ref(self) -> str:
@@ -67,17 +70,17 @@ class Version:
         return int(self.name[1:])
 
     @cached_property
-    def manifest(self) -> dict[str, Any]:
-        return json.loads((self.path / "manifest.json").read_text())
+    def manifest(self) -> Manifest:
+        return Manifest.read(self.path)
 
     @property
     def splits(self) -> list[str]:
-        return list(self.manifest["rows"])
+        return list(self.manifest.rows)
 
     def table(self, split: str | None = None, columns: list[str] | None = None) -> pa.Table:
         """The accepted items of one split, or of every split concatenated (optionally some columns)."""
         names = [split] if split else self.splits
-        missing = [s for s in names if s not in self.manifest["rows"]]
+        missing = [s for s in names if s not in self.manifest.rows]
         if missing:
             raise StoreError(f"{self.ref} has no split {missing[0]!r}; it has {self.splits}")
         schema = pa.schema([ITEM_SCHEMA.field(c) for c in columns]) if columns else ITEM_SCHEMA
@@ -122,17 +125,44 @@ class Store:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
 
     def versions(self, dataset: str) -> list[Version]:
+        """The readable versions of ``dataset``, oldest first (see :meth:`problems` for the rest)."""
+        return [v for v in self._scan(dataset) if isinstance(v, Version)]
+
+    def problems(self, dataset: str) -> list[tuple[Path, str]]:
+        """Version folders that are skipped, each with why (a missing or corrupt manifest)."""
+        return [v for v in self._scan(dataset) if not isinstance(v, Version)]
+
+    def _scan(self, dataset: str) -> list[Version | tuple[Path, str]]:
         folder = self.root / dataset
         if not folder.is_dir():
             return []
-        found = []
+        found: list[tuple[int, Version | tuple[Path, str]]] = []
         for child in folder.iterdir():
             match = _VERSION.match(child.name)
-            # A version without its manifest was never completed (the manifest is written
-            # before the rename, so this only happens to folders copied in by hand).
-            if match and (child / "manifest.json").is_file():
-                found.append(Version(dataset, child.name, child))
-        return sorted(found, key=lambda v: v.number)
+            if not match or not child.is_dir():
+                continue
+            version = Version(dataset, child.name, child)
+            try:
+                version.manifest  # noqa: B018  (read once: cached, and raises if corrupt)
+            except StoreError as exc:
+                # A folder without its manifest was never completed (the manifest is written
+                # before the rename), or was copied in or damaged by hand.
+                found.append((version.number, (child, str(exc))))
+                continue
+            found.append((version.number, version))
+        return [v for _, v in sorted(found, key=lambda pair: pair[0])]
+
+    def _next_number(self, dataset: str) -> int:
+        """One past the highest ``vN`` folder, readable or not: a damaged version's number is never reused."""
+        folder = self.root / dataset
+        numbers = (
+            [int(m[1]) for c in folder.iterdir() if (m := _VERSION.match(c.name))] if folder.is_dir() else []
+        )
+        return max(numbers, default=0) + 1
+
+    def clean_stale(self, dataset: str) -> list[Path]:
+        """Remove staging folders killed runs left in ``dataset``'s folder; returns them."""
+        return remove_stale(self.root / dataset)
 
     def latest(self, dataset: str) -> Version | None:
         versions = self.versions(dataset)
@@ -167,12 +197,17 @@ class Store:
         side: Mapping[str, pa.Table | pl.DataFrame] | None = None,
         files: Mapping[str, str | bytes] | None = None,
         meta: Mapping[str, Any] | None = None,
+        skip_identical: bool = False,
     ) -> Version:
         """Write a new version atomically and return it.
 
         ``splits`` are validated against the item schema first; nothing is written if
         any row is bad. ``side`` tables land beside ``data/``; ``files`` are extra
-        files (path relative to the version folder → content).
+        files (path relative to the version folder → content). ``parent=LATEST`` records
+        the version before the one this write claims, read when the number is taken, so
+        concurrent writers each name the right parent. With ``skip_identical``, a version
+        whose files all match the parent's is not written: the parent comes back with
+        ``reused=True``.
         """
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", dataset):
             raise StoreError(f"bad dataset name {dataset!r}: use letters, digits, '.', '_' and '-'")
@@ -184,25 +219,46 @@ class Store:
                 raise type(exc)(f"split {name!r}: {exc}") from exc
         folder = self.root / dataset
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
+        self.clean_stale(dataset)
+        tmp = make_staging(folder)
         try:
             checksums = self._write_files(tmp, conformed, side or {}, files or {})
-            manifest = {
-                "dataset": dataset,
-                "parent": parent,
-                "recipe_hash": recipe_hash,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "rows": {name: table.num_rows for name, table in conformed.items()},
-                "side_rows": {name: _rows(t) for name, t in (side or {}).items()},
-                "files": checksums,
-                "funnel": funnel or [],
-                **dict(meta or {}),
-            }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-            return self._publish(dataset, tmp)
+            manifest = Manifest.model_validate(
+                {
+                    "dataset": dataset,
+                    "parent": parent,
+                    "recipe_hash": recipe_hash,
+                    "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "rows": {name: table.num_rows for name, table in conformed.items()},
+                    "side_rows": {name: _rows(t) for name, t in (side or {}).items()},
+                    "files": checksums,
+                    "funnel": funnel or [],
+                    **dict(meta or {}),
+                }
+            )
+            if skip_identical:
+                same = self._identical_parent(dataset, parent, manifest)
+                if same is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return same
+            open_permissions(tmp)
+            return self._publish(dataset, tmp, manifest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _identical_parent(self, dataset: str, parent: str | None, manifest: Manifest) -> Version | None:
+        """The parent version, when every file but the descriptive ones matches ``manifest``'s."""
+        base = self.latest(dataset) if parent == LATEST else self.resolve(parent) if parent else None
+        if base is None:
+            return None
+
+        def content(m: Manifest) -> dict[str, str]:
+            return {path: f.sha256 for path, f in m.files.items() if path not in _DESCRIPTIVE}
+
+        if content(base.manifest) != content(manifest) or base.manifest.trial != manifest.trial:
+            return None
+        return Version(base.dataset, base.name, base.path, reused=True)
 
     def _write_files(
         self,
@@ -231,34 +287,27 @@ class Store:
             written.append(path)
         return {str(p.relative_to(tmp)): {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in written}
 
-    def _publish(self, dataset: str, tmp: Path) -> Version:
+    def _publish(self, dataset: str, tmp: Path, manifest: Manifest) -> Version:
         """Render the card, then claim the next free ``vN`` with an atomic rename."""
-        renderer = self._card_renderer or _registered_card_renderer()
-        latest = self.latest(dataset)
-        number = latest.number + 1 if latest else 1
+        auto_parent = manifest.parent == LATEST
+        number = self._next_number(dataset)
         while True:
             final = self.root / dataset / f"v{number}"
-            manifest = json.loads((tmp / "manifest.json").read_text())
-            manifest["version"] = final.name
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-            if renderer is not None:
-                renderer(tmp)
+            manifest.version = final.name
+            if auto_parent:
+                before = [v for v in self.versions(dataset) if v.number < number]
+                manifest.parent = before[-1].ref if before else None
+            manifest.write(tmp)
+            if self._card_renderer is not None:
+                self._card_renderer(tmp)
             try:
                 os.rename(tmp, final)  # fails if another writer claimed vN first
             except OSError:
                 if not final.exists():
                     raise
-                number += 1
+                number = max(number + 1, self._next_number(dataset))
                 continue
             return Version(dataset, final.name, final)
-
-
-def _registered_card_renderer() -> CardRenderer | None:
-    """The card renderer a package registers under the ``traitdose.card`` entry point."""
-    found = entry_points(group=CARD_ENTRY_POINT)
-    for ep in found:
-        return ep.load()
-    return None
 
 
 def _rows(table: pa.Table | pl.DataFrame) -> int:

@@ -3,25 +3,27 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import polars as pl
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from core.check import check_store
 from core.diff import diff_versions
+from core.errors import OptionError, StoreError
 from core.io import WRITABLE, read_table, sibling, write_table
+from core.manifest import Manifest
 from core.store import DEFAULT_STORE, Store
 from curation.config import Benchmark, Bounds, DecontamConfig, DedupeConfig, FilterConfig
 from curation.decontam import Decontaminate
 from curation.near_dedupe import NearDedupe
 from curation.quality import QualityFilter
 from curation.stage import Funnel, Stage, StageResult
-from traitdose.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
+from traitdose.console import StoreOpt, clean_errors, console, err_console, funnel_table, progress_bar
 
 app = typer.Typer(no_args_is_help=True)
 versions_app = typer.Typer(help="Inspect dataset versions in a store.", no_args_is_help=True)
@@ -34,16 +36,19 @@ def list_versions(
     dataset: Annotated[str, typer.Argument(help="Dataset name.")], store: StoreOpt = DEFAULT_STORE
 ) -> None:
     """List a dataset's versions, oldest first."""
-    versions = Store(store).versions(dataset)
+    s = Store(store)
+    versions = s.versions(dataset)
+    for path, why in s.problems(dataset):
+        err_console.print(Text(f"skipped {path.name}: {why}", style="yellow"), soft_wrap=True)
     if not versions:
-        raise LookupError(f"no dataset {dataset!r} in store {store}")
+        raise StoreError(f"no dataset {dataset!r} in store {store}")
     table = Table(title=f"{dataset} in {store}")
     for column in ("version", "created", "parent", "rows", "recipe hash"):
         table.add_column(column)
     for v in versions:
         m = v.manifest
-        rows = ", ".join(f"{k}: {n}" for k, n in m["rows"].items())
-        table.add_row(v.name, m["created"], m.get("parent") or "-", rows, m.get("recipe_hash") or "-")
+        rows = ", ".join(f"{k}: {n}" for k, n in m.rows.items()) + (" (trial)" if m.trial else "")
+        table.add_row(v.name, m.created, m.parent or "-", rows, m.recipe_hash or "-")
     console.print(table)
 
 
@@ -58,14 +63,47 @@ def show(
     version = Store(store).resolve(ref)
     m = version.manifest
     if as_json:
-        console.print_json(json.dumps(m))
+        console.print_json(m.to_json())
         return
-    console.print(f"[bold]{version.ref}[/]  {version.path}")
-    for key in ("created", "parent", "recipe", "recipe_hash", "seed", "traits"):
-        if key in m:
-            console.print(f"  {key}: {m[key]}", highlight=False)
-    console.print(f"  rows: {m['rows']}  side tables: {m.get('side_rows', {})}", highlight=False)
-    console.print(funnel_table(m.get("funnel", []), title="funnel"))
+    console.print(Text.assemble((version.ref, "bold"), f"  {version.path}"))
+    for key, value in describe(m):
+        console.print(Text(f"  {key}: {value}"))
+    console.print(funnel_table(m.funnel, title="funnel"))
+
+
+def describe(m: Manifest) -> list[tuple[str, str]]:
+    """A manifest's header lines as readable text (no Python reprs)."""
+
+    def counts(d: dict[str, int]) -> str:
+        return ", ".join(f"{k} {n:,}" for k, n in d.items()) or "none"
+
+    lines = [("created", m.created), ("parent", m.parent or "none (first version)")]
+    if m.recipe:
+        lines.append(("recipe", f"{m.recipe} (hash {m.recipe_hash or '-'}, seed {m.seed})"))
+    if m.traits:
+        lines.append(("traits", ", ".join(m.traits)))
+    if m.sources:
+        lines.append(("sources", "; ".join(_source(s) for s in m.sources)))
+    lines += [("rows", counts(m.rows)), ("side tables", counts(m.side_rows))]
+    if m.trial:
+        lines.append(("trial", "yes: a --limit run, a sample of the recipe rather than the dataset"))
+    if m.llm:
+        usage = m.llm.get("usage") or {}
+        lines.append(
+            (
+                "llm",
+                f"{m.llm.get('model')}: {usage.get('calls', 0)} calls, {usage.get('cache_hits', 0)} cached",
+            )
+        )
+    if m.annotation:
+        a = m.annotation
+        lines.append(("annotation", f"{a.get('resolved', 0)} resolved, {a.get('unresolved', 0)} unresolved"))
+    return lines
+
+
+def _source(source: dict[str, object]) -> str:
+    detail = source.get("path") or source.get("bank") or source.get("model") or ""
+    return " ".join(str(x) for x in (source.get("kind"), detail, source.get("license") or "") if x)
 
 
 @versions_app.command("diff")
@@ -84,7 +122,7 @@ def diff(
         table.add_column(column)
     for kind in ("added", "removed", "changed"):
         shown = "\n".join(f"{x['id'][:10]}… {x['prompt_text'][:70]}" for x in result.samples[kind])
-        table.add_row(kind, str(len(getattr(result, kind))), shown or "-")
+        table.add_row(kind, str(len(getattr(result, kind))), Text(shown or "-"))  # item text, not markup
     console.print(table)
     console.print(f"rows: {result.rows}", highlight=False)
 
@@ -164,7 +202,7 @@ def decontam(
         table.add_column(column)
     for bench in result.report["benchmarks"]:
         shown = "\n".join(f"{e['id'][:12]}: {e['span'][:60]}" for e in bench["examples"])
-        table.add_row(bench["name"], str(bench["checked"]), str(bench["removed"]), shown or "-")
+        table.add_row(Text(bench["name"]), str(bench["checked"]), str(bench["removed"]), Text(shown or "-"))
     console.print(table)
 
 
@@ -181,7 +219,7 @@ def filter_(
     min_words: Annotated[int | None, typer.Option(min=0)] = None,
     max_words: Annotated[int | None, typer.Option(min=1)] = None,
     language: Annotated[bool, typer.Option(help="Drop non-English text.")] = True,
-    pii: Annotated[str, typer.Option(help="drop | redact | off")] = "drop",
+    pii: Annotated[Literal["drop", "redact", "off"], typer.Option(help="drop | redact | off")] = "drop",
     ban: Annotated[list[str] | None, typer.Option(help="Banned phrase (repeatable).")] = None,
 ) -> None:
     """Quality filters: lengths, empty/identical responses, bare refusals, language, PII, banned phrases."""
@@ -194,7 +232,7 @@ def filter_(
     config = FilterConfig(
         lengths=lengths,
         language="en" if language else None,
-        pii=pii,  # type: ignore[arg-type]
+        pii=pii,
         banned_phrases=ban or [],
     )
     given = (field,) if field else ()
@@ -212,10 +250,10 @@ def parse_benchmark(spec: str) -> Benchmark:
     if not columns:
         frame = read_table(path) if not path.startswith("hf:") else None
         if frame is None:
-            raise ValueError(f"--against {spec}: name the text columns of an hf: dataset (hf:NAME:COL,COL)")
+            raise OptionError(f"--against {spec}: name the text columns of an hf: dataset (hf:NAME:COL,COL)")
         columns = [c for c, t in frame.schema.items() if t == pl.String]
         if not columns:
-            raise ValueError(f"--against {spec}: no text columns; name them as FILE:COL,COL")
+            raise OptionError(f"--against {spec}: no text columns; name them as FILE:COL,COL")
     return Benchmark(path=path, columns=columns)
 
 
@@ -229,11 +267,11 @@ def _run_stage(
     items = read_table(input)
     missing = [f for f in fields if f not in items.columns]
     if missing:
-        raise ValueError(
+        raise OptionError(
             f"--field {missing[0]}: {input} has no column {missing[0]!r}; columns: {', '.join(items.columns)}"
         )
     if out.suffix.lower() not in WRITABLE:
-        raise ValueError(f"--out {out}: use .parquet or .jsonl")
+        raise OptionError(f"--out {out}: use .parquet or .jsonl")
     with progress_bar() as bar:
         task = bar.add_task(f"{input.name}: {what}", total=items.height)
         stage = make(lambda n: bar.update(task, advance=n))

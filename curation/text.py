@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from core.errors import OptionError
+
 DEFAULT_FIELD = "prompt"
 
 
@@ -16,7 +18,7 @@ def field_columns(field: str) -> list[str]:
     """``"prompt+chosen"`` → ``["prompt", "chosen"]``."""
     columns = [c.strip() for c in field.split("+") if c.strip()]
     if not columns:
-        raise ValueError(f"empty text field {field!r}: name a column, or several joined by '+'")
+        raise OptionError(f"empty text field {field!r}: name a column, or several joined by '+'")
     return columns
 
 
@@ -24,10 +26,10 @@ def check_field(frame: pl.DataFrame, field: str) -> list[str]:
     columns = field_columns(field)
     for column in columns:
         if column not in frame.columns:
-            raise ValueError(f"--field {field!r}: no column {column!r}; columns: {', '.join(frame.columns)}")
+            raise OptionError(f"--field {field!r}: no column {column!r}; columns: {', '.join(frame.columns)}")
         dtype = frame.schema[column]
         if not (dtype == pl.String or _is_messages(dtype)):
-            raise ValueError(
+            raise OptionError(
                 f"column {column!r} is {dtype}; a text field is a string "
                 "or a list of {role, content} messages"
             )

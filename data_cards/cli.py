@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from core.errors import OptionError
 from core.store import DEFAULT_STORE, Store
 from data_cards.card import write_card_to
 from traitdose.console import StoreOpt, clean_errors, console
@@ -57,7 +58,7 @@ def publish(
     from data_cards.publish import stage
 
     if "/" not in repo.strip("/"):
-        raise ValueError(f"--repo {repo!r}: expected ORG/NAME")
+        raise OptionError(f"--repo {repo!r}: expected ORG/NAME")
     version = Store(store).resolve(ref)
     if dry_run is not None:
         staged = stage(version, dry_run, repo_id=repo, drop_annotator_notes=drop_annotator_notes)

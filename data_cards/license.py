@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import RecipeError
+
 PROJECT_LICENSE = "apache-2.0"  # the template banks are the project's own work
 UNKNOWN = "unknown"
 
@@ -42,7 +44,7 @@ LICENSES: dict[str, Terms] = {
 }
 
 
-class LicenseError(ValueError):
+class LicenseError(RecipeError):
     """Sources whose licenses cannot be combined, or a license id we do not know."""
 
 
@@ -76,24 +78,27 @@ def source_name(source: dict[str, Any]) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def source_licenses(manifest: dict[str, Any]) -> list[SourceLicense]:
-    """Each manifest source with its declared license (template banks: the project's)."""
+def source_licenses(
+    sources: list[dict[str, Any]], license: str | None = None, recipe: str | None = None
+) -> list[SourceLicense]:
+    """Each manifest source with its declared license (template banks: the project's), then
+    the recipe's own text (system prompts, hand-written scenarios), which has a license too."""
     found = []
-    for source in manifest.get("sources") or []:
+    for source in sources:
         declared = source.get("license")
         if not declared and source.get("kind") == "template":
             declared = PROJECT_LICENSE
         found.append(SourceLicense(source_name(source), _normalize(declared)))
-    # The recipe's own text (system prompts, hand-written scenarios) has a license too.
-    if manifest.get("license"):
-        found.append(
-            SourceLicense(f"recipe {manifest.get('recipe') or ''}".strip(), _normalize(manifest["license"]))
-        )
+    if license:
+        found.append(SourceLicense(f"recipe {recipe or ''}".strip(), _normalize(license)))
     return found
 
 
-def derive_license(manifest: dict[str, Any]) -> DerivedLicense:
-    return combine(source_licenses(manifest))
+def derive_license(
+    sources: list[dict[str, Any]], license: str | None = None, recipe: str | None = None
+) -> DerivedLicense:
+    """The license a version's card declares: the strictest every source allows."""
+    return combine(source_licenses(sources, license, recipe))
 
 
 def combine(sources: list[SourceLicense]) -> DerivedLicense:

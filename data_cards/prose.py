@@ -11,7 +11,7 @@ from data_cards.license import source_name
 from data_cards.stats import MAX_HEDGE_GAP, MAX_LENGTH_RATIO, MAX_SHARE_GAP, MIN_PAIRS
 
 if TYPE_CHECKING:
-    from data_cards.card import CardFacts
+    from data_cards.facts import CardFacts
 
 # Works we know how to cite, matched on a source's file name.
 KNOWN_WORKS = {
@@ -30,10 +30,10 @@ KNOWN_WORKS = {
 }
 
 
-def render(facts: CardFacts, traits: dict[str, str]) -> str:
+def render(facts: CardFacts) -> str:
     sections: list[Callable[[CardFacts], str | None]] = [
         _intro,
-        lambda f: _teaches(f, traits),
+        _teaches,
         _composition,
         _funnel,
         _labels,
@@ -64,19 +64,20 @@ def _n(value: int) -> str:
 
 def _intro(f: CardFacts) -> str:
     m = f.manifest
-    rows = ", ".join(f"{s}: {_n(n)}" for s, n in m.get("rows", {}).items()) or "no rows"
+    rows = ", ".join(f"{s}: {_n(n)}" for s, n in m.rows.items()) or "no rows"
     figure = f"\n![curation funnel and domain x trait counts]({f.figure})\n" if f.figure else ""
     return (
         f"# {f.dataset} {f.version}\n\n"
         f"Preference pairs (`prompt`, `chosen`, `rejected`) that teach **{', '.join(f.traits)}** in "
         f"**{', '.join(f.domains)}**, built by traitdose from recipe "
-        f"`{m.get('recipe', '?')}` (hash `{m.get('recipe_hash') or '-'}`, seed {m.get('seed', '-')}). "
-        f"Created {m.get('created', '?')}. Rows: {rows}.\n{figure}"
+        f"`{m.recipe or '?'}` (hash `{m.recipe_hash or '-'}`, seed {'-' if m.seed is None else m.seed}). "
+        f"Created {m.created or '?'}. Rows: {rows}.\n{figure}"
     )
 
 
-def _teaches(f: CardFacts, traits: dict[str, str]) -> str:
-    lines = [f"- **{t}**: {traits.get(t, '(no definition recorded)')}" for t in f.traits]
+def _teaches(f: CardFacts) -> str:
+    defined = f.trait_definitions
+    lines = [f"- **{t}**: {defined.get(t, '(no definition recorded)')}" for t in f.traits]
     return (
         "## What this dataset teaches\n\nIn every pair the `chosen` response exhibits the trait and the "
         "`rejected` response violates it; nothing else is meant to separate them.\n\n"
@@ -108,7 +109,7 @@ def _composition(f: CardFacts) -> str:
 
 
 def _funnel(f: CardFacts) -> str | None:
-    steps = f.manifest.get("funnel") or []
+    steps = f.manifest.funnel
     if not steps:
         return None
     rows = [
@@ -120,7 +121,7 @@ def _funnel(f: CardFacts) -> str | None:
         ]
         for s in steps
     ]
-    side = f.manifest.get("side_rows") or {}
+    side = f.manifest.side_rows
     notes = []
     if side.get("dropped"):
         notes.append(
@@ -175,7 +176,7 @@ def _rubrics(f: CardFacts) -> str | None:
 
 
 def _annotation(f: CardFacts) -> str | None:
-    a = f.manifest.get("annotation")
+    a = f.manifest.annotation
     if not a:
         return "## Annotation\n\nNo item in this version has been through human annotation.\n"
     kappas = a.get("cohen_kappa") or {}
@@ -216,9 +217,7 @@ def _score(value: float | None) -> str:
 
 
 def _decontamination(f: CardFacts) -> str:
-    reports = [
-        b for s in f.manifest.get("funnel") or [] for b in ((s.get("report") or {}).get("benchmarks") or [])
-    ]
+    reports = [b for s in f.manifest.funnel for b in ((s.get("report") or {}).get("benchmarks") or [])]
     if not reports:
         return (
             "## Decontamination\n\nThis version was not checked against evaluation benchmarks; "
@@ -238,7 +237,7 @@ def _decontamination(f: CardFacts) -> str:
 
 
 def _models(f: CardFacts) -> str:
-    llm = f.manifest.get("llm")
+    llm = f.manifest.llm
     if not llm:
         return (
             "## Models used\n\nNo language model wrote or judged these items: they come from "
@@ -256,7 +255,7 @@ def _models(f: CardFacts) -> str:
 
 
 def _source_phrase(f: CardFacts) -> str:
-    names = [source_name(s) for s in f.manifest.get("sources") or []]
+    names = [source_name(s) for s in f.manifest.sources]
     return ", ".join(names) or "the recipe's sources"
 
 
@@ -331,7 +330,7 @@ def _limitations(f: CardFacts) -> str:
         f"- **Narrow coverage**: {len(f.domains)} domain(s) and {len(f.traits)} trait(s); "
         "a model may not generalise the trait beyond them.",
     ]
-    kinds = {s.get("kind") for s in f.manifest.get("sources") or []}
+    kinds = {s.get("kind") for s in f.manifest.sources}
     if "template" in kinds:
         lines.append(
             f"- **Template artefacts**: items combine {f.generators} hand-written scenario templates with "
@@ -343,7 +342,7 @@ def _limitations(f: CardFacts) -> str:
             "- **Inherited bias**: pairs built from a public evaluation set inherit its authors' choice of "
             "questions and of what counts as correct (largely US-centred for TruthfulQA)."
         )
-    if f.manifest.get("llm"):
+    if f.manifest.llm:
         lines.append(
             "- **Model-written text**: generated responses carry the generating model's style and errors."
         )
@@ -363,7 +362,7 @@ def _lineage(f: CardFacts) -> str:
         return f"## Version lineage\n\n`{f.dataset}@{f.version}`: {f.lineage_note}.\n"
     d = f.lineage
     return (
-        f"## Version lineage\n\nParent: `{m.get('parent')}`. Changes from the parent "
+        f"## Version lineage\n\nParent: `{m.parent}`. Changes from the parent "
         f"(`traitdose versions diff "
         f"{d['from']} {d['to']}`): {_n(d['added'])} added, {_n(d['removed'])} removed, "
         f"{_n(d['changed'])} changed items.\n"
@@ -388,15 +387,15 @@ def _reproduce(f: CardFacts) -> str:
     m = f.manifest
     return (
         "## Reproduce and audit\n\n"
-        f"`recipe.yaml` (the resolved recipe, hash `{m.get('recipe_hash') or '-'}`) and `manifest.json` "
+        f"`recipe.yaml` (the resolved recipe, hash `{m.recipe_hash or '-'}`) and `manifest.json` "
         "(funnel, file checksums, parent) sit beside this card. Rebuild with "
-        f"`traitdose run recipe.yaml --seed {m.get('seed', 0)}`.\n"
+        f"`traitdose run recipe.yaml --seed {m.seed or 0}`.\n"
     )
 
 
 def _citation(f: CardFacts) -> str:
     rows, bibtex = [], []
-    sources = f.manifest.get("sources") or []
+    sources = f.manifest.sources
     # license.sources lists the manifest's sources in order, then the recipe's own text.
     for i, lic in enumerate(f.license.sources):
         kind = sources[i].get("kind", "-") if i < len(sources) else "recipe"

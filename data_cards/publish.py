@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.errors import PublishError
 from core.store import Version, split_file
 from core.urls import redact_text, redact_url
 from data_cards import privacy
-from data_cards.card import card_splits, write_card_to
+from data_cards.card import write_card_to
 from data_cards.figure import FIGURE_NAME
 from data_cards.metadata import validate_metadata
 
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
 
 AUDIT_FILES = ("recipe.yaml", "manifest.json", "quarantine.jsonl")
 KEEP_REMOTE = {".gitattributes"}  # files the Hub creates that a version never replaces
-
-
-class PublishError(ValueError):
-    """A version that cannot be published; the message names the version, repo or file."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ def stage(
     if dest.exists() and any(dest.iterdir()):
         raise PublishError(f"{dest} is not empty: give a new or empty folder for the upload tree")
     dest.mkdir(parents=True, exist_ok=True)
-    data = [split_file(s) for s in card_splits(version.manifest)]
+    data = [split_file(s) for s in version.manifest.non_empty_splits()]
     if not data:
         raise PublishError(f"{version.ref} has no rows: nothing to publish")
     sources = data + [name for name in AUDIT_FILES if (version.path / name).is_file()]
@@ -104,6 +101,9 @@ def publish(
     Re-publishing a version whose tag already holds the same data files is a no-op;
     a tag holding different data is an error (a published version never changes).
     """
+    # The Hub client's own error types: HTTPError (re-exported by huggingface_hub.errors)
+    # is the base of both HfHubHTTPError (a bad status) and transport failures, whatever
+    # HTTP library the client uses underneath.
     from huggingface_hub import HfApi, get_token
 
     if get_token() is None:
@@ -165,7 +165,7 @@ def _published(api: HfApi, version: Version, repo_id: str, files: dict[str, dict
     tagged = next((t for t in refs.tags if t.name == version.name), None)
     if tagged is None:
         return None
-    data = [split_file(s) for s in card_splits(version.manifest)]
+    data = [split_file(s) for s in version.manifest.non_empty_splits()]
     remote = {
         f.path: f for f in api.get_paths_info(repo_id, data, revision=version.name, repo_type="dataset")
     }
@@ -201,14 +201,13 @@ def _commit(api: HfApi, version: Version, repo_id: str, tree: Path, staged: list
 
 
 def _message(version: Version) -> str:
-    return f"{version.ref} (recipe {version.manifest.get('recipe_hash') or 'none'})"
+    return f"{version.ref} (recipe {version.manifest.recipe_hash or 'none'})"
 
 
 def _description(version: Version) -> str:
     m = version.manifest
-    rows = ", ".join(f"{s}: {n}" for s, n in m.get("rows", {}).items())
-    parent = m.get("parent") or "-"
-    return f"traitdose version {version.ref}, created {m.get('created')}, parent {parent}; rows {rows}."
+    rows = ", ".join(f"{s}: {n}" for s, n in m.rows.items())
+    return f"traitdose version {version.ref}, created {m.created}, parent {m.parent or '-'}; rows {rows}."
 
 
 def _reason(exc: Exception) -> str:

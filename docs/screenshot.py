@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from annotation.queue import Queue  # noqa: E402
+from annotation.sync import sync_routed  # noqa: E402
 from annotation.web.server import background_server, launch_chromium  # noqa: E402
 from core.schema import from_rows, item_id, messages  # noqa: E402
 from core.store import Store  # noqa: E402
@@ -55,7 +56,7 @@ def main(out: Path = ROOT / "docs" / "annotate.png") -> None:
         }
         store.write_version("health-demo", {"train": from_rows([])}, side={"routed": from_rows([item])})
         queue = Queue.for_dataset(store, "health-demo", seed=2)
-        queue.sync_routed(store, "health-demo")
+        sync_routed(queue, store, "health-demo")
         token = queue.add_annotator("ada")
         with background_server(queue, "health-demo") as url, sync_playwright() as pw:
             browser = launch_chromium(pw)

@@ -8,11 +8,21 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from core.store import DEFAULT_STORE, Store
 from recipes.runner import run_recipe
 from recipes.spec import builtin_recipes, find_recipe, load_recipe
-from traitdose.console import StoreOpt, clean_errors, console, err_console, funnel_table, progress_bar
+from traitdose.console import (
+    StageBars,
+    StoreOpt,
+    clean_errors,
+    console,
+    err_console,
+    funnel_table,
+    open_store,
+    progress_bar,
+)
 
 app = typer.Typer(no_args_is_help=True)
 recipe_app = typer.Typer(help="Show or validate one recipe.", no_args_is_help=True)
@@ -37,16 +47,28 @@ def list_recipes() -> None:
 def show(name: Annotated[str, typer.Argument(help="Built-in recipe name or YAML file.")]) -> None:
     """Print a recipe with every default filled in."""
     recipe = load_recipe(name)
-    console.print(f"# {find_recipe(name)}  (hash {recipe.content_hash()})", highlight=False)
-    console.print(recipe.to_yaml(), highlight=False, markup=False)
+    console.print(Text(f"# {find_recipe(name)}  (hash {recipe.content_hash()})"))
+    console.print(Text(recipe.to_yaml()), soft_wrap=True)
 
 
 @recipe_app.command("validate")
 @clean_errors
-def validate(file: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) -> None:
-    """Check a recipe file; exit 1 with the file, line and field of the first error."""
+def validate(
+    file: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    store: StoreOpt = DEFAULT_STORE,
+    trait: Annotated[list[str] | None, typer.Option("--trait", help="Only these traits (as in run).")] = None,
+) -> None:
+    """Check a recipe the way `run` does before its first item; exit 1 naming file, line and field."""
+    from recipes.preflight import preflight
+
     recipe = load_recipe(str(file))
-    console.print(f"ok: {file} → dataset {recipe.dataset_name!r}, traits {', '.join(recipe.trait_list)}")
+    checked = preflight(recipe, Store(store), trait)
+    console.print(
+        Text(f"ok: {file} → dataset {recipe.dataset_name!r}, traits {', '.join(recipe.trait_list)}"),
+        soft_wrap=True,
+    )
+    for line in checked:
+        console.print(Text(f"  {line}"), soft_wrap=True)
 
 
 @app.command("run")
@@ -57,37 +79,52 @@ def run(
     trait: Annotated[
         list[str] | None, typer.Option("--trait", help="Only these traits (repeatable).")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N items.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most N items: a trial run, marked as such.")
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the recipe's seed.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write a new version even when it is identical to the latest.")
+    ] = False,
 ) -> None:
     """Run a recipe and write a new version of its dataset into the store."""
     recipe = load_recipe(name)
     with progress_bar() as bar:
-        task = bar.add_task(f"{recipe.name}: generating", total=None)
-
-        def tick(stage: str, n: int) -> None:
-            bar.update(task, description=f"{recipe.name}: {stage}", advance=n)
-
-        result = run_recipe(recipe, Store(store), seed=seed, traits=trait, limit=limit, progress=tick)
-    console.print(funnel_table(result.funnel, title=f"{result.version.ref} funnel"))
-    rows = result.version.manifest["rows"]
-    console.print(
-        f"wrote [bold]{result.version.ref}[/] → {result.version.path} "
-        f"({', '.join(f'{k}: {v}' for k, v in rows.items())})"
-    )
-    llm = result.version.manifest.get("llm")
-    if llm:
-        usage = llm["usage"]
+        stages = StageBars(bar, recipe.name)
+        result = run_recipe(
+            recipe,
+            open_store(store),
+            seed=seed,
+            traits=trait,
+            limit=limit,
+            progress=stages.tick,
+            on_stage=stages.start,
+            skip_identical=not force,
+        )
+    version = result.version
+    if version.reused:
         console.print(
-            f"llm {llm['model']}: {usage['calls']} calls, {usage['cache_hits']} cache hits, "
+            Text(f"identical to {version.ref}: nothing written (--force writes a new version anyway)"),
+            soft_wrap=True,
+        )
+        return
+    console.print(funnel_table(result.funnel, title=f"{version.ref} funnel"))
+    m = version.manifest
+    rows = ", ".join(f"{k}: {v}" for k, v in m.rows.items())
+    trial = " [trial: a --limit sample, not the full dataset]" if m.trial else ""
+    console.print(Text.assemble("wrote ", (version.ref, "bold"), f" → {version.path} ({rows}){trial}"))
+    if m.llm:
+        usage = m.llm["usage"]
+        console.print(
+            f"llm {m.llm['model']}: {usage['calls']} calls, {usage['cache_hits']} cache hits, "
             f"{usage['retries']} retries, {usage['prompt_tokens']}+{usage['completion_tokens']} tokens"
             + (f", ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""),
             highlight=False,
+            markup=False,
         )
     if result.quarantined:
         console.print(
-            f"[yellow]{result.quarantined} unparseable source rows → {result.version.path}/quarantine.jsonl",
-            highlight=False,
+            Text(f"{result.quarantined} unparseable source rows → {version.path}/quarantine.jsonl", "yellow")
         )
     for warning in result.warnings:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

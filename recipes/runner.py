@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
+from core.errors import SourceError
 from core.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
-from core.store import Store, Version
+from core.store import LATEST, Store, Version
 from curation.near_dedupe import reference_items
 from curation.pipeline import curation_stages
 from curation.splits import assign_splits
@@ -26,13 +27,14 @@ from recipes.outcome import check_curated, check_source, quarantine_lines, quara
 from recipes.sources.ab_eval import read_ab_eval
 from recipes.sources.answer_key import read_answer_key
 from recipes.sources.items import SourceOutput
-from recipes.sources.templates import generate_from_bank
-from recipes.spec import ABEvalSource, AnswerKeySource, LLMGenerate, Recipe, RecipeError
+from recipes.sources.templates import BankError, generate_from_bank
+from recipes.spec import ABEvalSource, AnswerKeySource, LLMGenerate, Recipe, RecipeError, TemplateGenerate
 
 if TYPE_CHECKING:
     from recipes.llm.client import LLMClient
 
 Progress = Callable[[str, int], None]  # (stage description, items just processed)
+StageStart = Callable[[str, int | None], None]  # (stage, items it will process, when known)
 
 
 @dataclass
@@ -51,11 +53,18 @@ def run_recipe(
     traits: list[str] | None = None,
     limit: int | None = None,
     progress: Progress | None = None,
+    on_stage: StageStart | None = None,
+    skip_identical: bool = False,
 ) -> RunResult:
+    """Run ``recipe`` into a new version of its dataset. With ``skip_identical``, a result
+    identical to the latest version writes nothing and returns that version (``reused``).
+    A ``limit`` run is marked ``trial`` in its manifest: a sample, not the dataset."""
     seed = recipe.seed if seed is None else seed
-    chosen_traits = _select_traits(recipe, traits)
+    chosen_traits = select_traits(recipe, traits)
     recipe_hash = recipe.content_hash()
     tick = progress or (lambda stage, n: None)
+    start = on_stage or (lambda stage, total: None)
+    start("generating" if recipe.generator else "reading", _expected_items(recipe, chosen_traits, limit))
     llm = client_for(recipe, store.root)  # None unless a step uses an LLM; its cache commits per call
     source = read_source(
         recipe, traits=chosen_traits, seed=seed, recipe_hash=recipe_hash, limit=limit, tick=tick, llm=llm
@@ -74,31 +83,60 @@ def run_recipe(
         )
 
     stages = llm_stages(recipe, llm, tick) + build_stages(recipe, store, tick)
-    items, dropped = run_stages(items, stages, funnel)
-    tick("curated", items.height)
+    items, dropped = run_stages(items, [_Announced(stage, start) for stage in stages], funnel)
     check_curated(recipe, store.root, source, funnel.steps, items.height)
     items = assign_splits(items, recipe.test_fraction, seed)
     accepted = items.filter(pl.col("status") != "routed")
     routed = items.filter(pl.col("status") == "routed")
     funnel.add("accept", items.height, accepted.height, {"routed": routed.height} if routed.height else {})
 
-    parent = store.latest(recipe.dataset_name)
+    start("writing the version and its card", None)
     version = store.write_version(
         recipe.dataset_name,
         {split: accepted.filter(pl.col("split") == split) for split in ("train", "test")},
-        parent=parent.ref if parent else None,
+        parent=LATEST,  # read when the version number is taken: right under concurrent runs
         recipe_hash=recipe_hash,
         funnel=funnel.steps,
         side=_side_tables(dropped, routed),
         files=_side_files(recipe, source),
-        meta=_meta(recipe, seed, chosen_traits) | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
+        meta=_meta(recipe, seed, chosen_traits, trial=limit is not None)
+        | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
+        skip_identical=skip_identical,
     )
-    tick("written", items.height)
     warning = quarantine_warning(recipe, source)
     return RunResult(version, funnel.steps, len(source.quarantine), [warning] if warning else [])
 
 
-def _select_traits(recipe: Recipe, traits: list[str] | None) -> list[str]:
+@dataclass
+class _Announced:
+    """A stage that says when it starts and how many items it gets (for one progress bar each)."""
+
+    stage: Stage
+    start: StageStart
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    def __call__(self, items: pl.DataFrame) -> Any:
+        self.start(self.stage.name, items.height)
+        return self.stage(items)
+
+
+def _expected_items(recipe: Recipe, traits: list[str], limit: int | None) -> int | None:
+    """How many items the source step will make, when that is known up front."""
+    generator = recipe.generator
+    if generator is None or isinstance(generator, LLMGenerate):
+        return limit
+    return _per_trait(generator, traits, limit) * len(traits)
+
+
+def _per_trait(generator: TemplateGenerate, traits: list[str], limit: int | None) -> int:
+    """Items to generate per trait: the recipe's count, or an even share of ``limit``."""
+    return generator.per_trait if limit is None else min(generator.per_trait, math.ceil(limit / len(traits)))
+
+
+def select_traits(recipe: Recipe, traits: list[str] | None) -> list[str]:
     available = recipe.trait_list
     if not traits:
         return available
@@ -137,18 +175,18 @@ def read_source(
         out = read_ab_eval(recipe.source, trait=traits[0], limit=limit, **common)
     else:
         generator = recipe.generator
-        assert generator is not None
-        per_trait = (
-            generator.per_trait if limit is None else min(generator.per_trait, math.ceil(limit / len(traits)))
-        )
-        out = generate_from_bank(
-            generator.bank_path(recipe.domain),
-            traits=traits,
-            per_trait=per_trait,
-            on_item=lambda n: tick("generating", n),
-            **common,
-        )
-        return out
+        assert isinstance(generator, TemplateGenerate)
+        per_trait = _per_trait(generator, traits, limit)
+        try:
+            return generate_from_bank(
+                generator.bank_path(recipe.domain),
+                traits=traits,
+                per_trait=per_trait,
+                on_item=lambda n: tick("generating", n),
+                **common,
+            )
+        except BankError as exc:
+            raise SourceError(str(exc)) from exc
     tick("reading", len(out.rows))
     return out
 
@@ -186,10 +224,10 @@ def _side_files(recipe: Recipe, source: SourceOutput) -> dict[str, str]:
     return files
 
 
-def _meta(recipe: Recipe, seed: int, traits: list[str]) -> dict[str, Any]:
+def _meta(recipe: Recipe, seed: int, traits: list[str], *, trial: bool = False) -> dict[str, Any]:
     src = recipe.source
     sources = (
-        [{"kind": src.kind, "path": src.path, "license": src.license}]
+        [{"kind": src.kind, "path": recipe.relative_path(src.path), "license": src.license}]
         if src
         else [_llm_source(recipe)]
         if isinstance(recipe.generate, LLMGenerate)
@@ -209,6 +247,7 @@ def _meta(recipe: Recipe, seed: int, traits: list[str]) -> dict[str, Any]:
         "seed": seed,
         "sources": sources,
         "license": recipe.license,
+        **({"trial": True} if trial else {}),
     }
 
 

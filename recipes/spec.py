@@ -9,6 +9,8 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,39 +20,25 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from core.errors import RecipeError
 from core.traits import TRAITS, VIOLATIONS, known_traits
 from core.urls import redact_url
 from curation.config import CurationConfig
+from recipes.paths import file_digest, replace_paths, resolve_path
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 BANKS_DIR = Path(__file__).parent / "banks"
 
 
-class RecipeError(ValueError):
-    """A recipe that cannot be loaded; ``str()`` is one line naming file, line and field."""
-
-
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _resolve_path(value: str, info: ValidationInfo) -> str:
-    """Resolve a source path against the recipe's folder; ``hf:`` names pass through."""
-    if value.startswith("hf:"):
-        return value
-    base = Path((info.context or {}).get("base", "."))
-    path = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
-    if not path.exists():
-        raise ValueError(f"file not found: {value} (looked in {path})")
-    if path.suffix.lower() not in (".csv", ".jsonl", ".json", ".parquet"):
-        raise ValueError(f"unsupported file type {path.suffix!r}: use .csv, .jsonl, .parquet or hf:<name>")
-    return str(path)
 
 
 class FileSource(Spec):
@@ -61,7 +49,7 @@ class FileSource(Spec):
     hf_split: str = "train"  # for hf:<name> paths
     encoding: str = "utf-8"  # of a CSV or JSONL file; rows that do not decode are quarantined
 
-    _check_path = field_validator("path")(_resolve_path)
+    _check_path = field_validator("path")(resolve_path)
 
     @field_validator("encoding")
     @classmethod
@@ -239,13 +227,14 @@ class Recipe(Spec):
     license: str | None = None  # license of the recipe's own text, when not the template banks'
     annotation: AnnotationSpec | None = None
     curation: CurationConfig = CurationConfig()  # filters, dedupe, decontamination, routing
+    _base: Path | None = PrivateAttr(None)  # the recipe file's folder, that relative paths start from
 
     @field_validator("curation")
     @classmethod
     def _benchmark_paths(cls, value: CurationConfig, info: ValidationInfo) -> CurationConfig:
         """Benchmark files resolve against the recipe's folder, like source paths."""
         decontam = value.decontam
-        benchmarks = [b.model_copy(update={"path": _resolve_path(b.path, info)}) for b in decontam.benchmarks]
+        benchmarks = [b.model_copy(update={"path": resolve_path(b.path, info)}) for b in decontam.benchmarks]
         return value.model_copy(update={"decontam": decontam.model_copy(update={"benchmarks": benchmarks})})
 
     @model_validator(mode="after")
@@ -308,16 +297,27 @@ class Recipe(Spec):
         return self.generate or TemplateGenerate()
 
     def content_hash(self) -> str:
-        """Hash of the resolved recipe: same recipe, same hash (paths included)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Hash of the resolved recipe by content: a file counts by its bytes, not by where it
+        lies, so the same recipe and data hash the same on every machine."""
+        data = self._with_paths(lambda path: f"sha256:{file_digest(path)}")
+        blob = json.dumps(data, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:
-        """The resolved recipe as stored beside a version and printed: endpoint credentials redacted."""
-        data = self.model_dump(mode="json", exclude_none=True)
+        """The resolved recipe, file paths relative to the recipe's folder (no local absolute path)."""
+        data = self._with_paths(self.relative_path)
         if data.get("llm", {}).get("base_url"):
             data["llm"]["base_url"] = redact_url(data["llm"]["base_url"])
-        return yaml.safe_dump(data, sort_keys=False)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+
+    def relative_path(self, path: str | Path) -> str:
+        """``path`` relative to the recipe's folder (``hf:`` names and relative paths unchanged)."""
+        if str(path).startswith("hf:") or not Path(path).is_absolute():
+            return str(path)
+        return os.path.relpath(path, self._base or Path.cwd())
+
+    def _with_paths(self, replace: Callable[[Path], str]) -> dict[str, Any]:
+        return replace_paths(self.model_dump(mode="json", exclude_none=True), replace)
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -362,9 +362,11 @@ def parse_recipe(text: str, path: Path) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping (name:, domain:, trait:, ...)")
     try:
-        return Recipe.model_validate(data, context={"base": path.parent})
+        recipe = Recipe.model_validate(data, context={"base": path.parent})
     except ValidationError as exc:
         raise RecipeError(_first_error(exc, path, root)) from exc
+    recipe._base = path.parent.resolve()
+    return recipe
 
 
 def _first_error(exc: ValidationError, path: Path, root: yaml.Node | None) -> str:

@@ -27,3 +27,9 @@ def write_recipe(folder: Path, text: str, name: str = "recipe.yaml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_debug_tracebacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI tests expect one-line errors, whatever TRAITDOSE_DEBUG the shell (or a --debug test) set."""
+    monkeypatch.setenv("TRAITDOSE_DEBUG", "0")

@@ -10,6 +10,7 @@ import pytest
 from annotate_support import make_store
 
 from annotation.queue import FLAGS, Queue
+from annotation.sync import sync_routed
 
 rg = pytest.importorskip("argilla", reason="needs the argilla extra")
 from annotation import argilla_bridge as bridge  # noqa: E402
@@ -30,7 +31,7 @@ def offline(monkeypatch):
 def queue(tmp_path):
     store = make_store(tmp_path / "store", routed=4, accepted=0)
     q = Queue.for_dataset(store, "demo")
-    q.sync_routed(store, "demo", k=3)
+    sync_routed(q, store, "demo", k=3)
     return q
 
 

@@ -8,6 +8,7 @@ import pytest
 from annotate_support import XSS, live_server, make_item, make_store, rows
 
 from annotation.queue import Queue
+from annotation.sync import sync_routed
 from annotation.web.server import CHROMIUM, launch_chromium
 from core.schema import from_rows, messages
 
@@ -31,7 +32,7 @@ def test_label_three_items_by_keyboard(tmp_path, browser):
     hostile = make_item(99, status="routed")  # first in the queue: its response carries an XSS payload
     hostile["chosen"] = messages("assistant", f"Chosen {XSS}")
     queue.add_items(from_rows([hostile]), kind="routed", source="demo@v1", k=1)
-    queue.sync_routed(store, "demo", k=1)
+    sync_routed(queue, store, "demo", k=1)
     token = queue.add_annotator("ann")
     with live_server(queue) as url:
         page = browser.new_page()

@@ -65,3 +65,34 @@ def test_bad_input_is_one_line(store_dir):
     assert out.exit_code == 1 and "--where 'bogus = 1'" in out.output
     out = invoke("add", "demo@v1", "--store", str(store_dir))
     assert out.exit_code == 1 and "give --sample N or --where EXPR" in out.output
+
+
+def test_names_with_markup_are_printed_as_text(store_dir):
+    out = invoke("add-annotator", "eve[/]", "--dataset", "demo", "--store", str(store_dir))
+    assert out.exit_code == 0, out.output
+    assert "annotator eve[/] on demo" in out.output
+    token = out.output.strip().splitlines()[-1]
+    queue = Queue.for_dataset(Store(store_dir), "demo")
+    assert queue.annotator_for_token(token) == "eve[/]"
+    queue.add_annotator("[bold]mallory")
+    status = invoke("status", "demo", "--store", str(store_dir))
+    assert status.exit_code == 0, status.output
+    assert "eve[/]" in status.output and "[bold]mallory" in status.output
+
+
+def test_dataset_is_an_argument_with_the_old_option_as_an_alias(store_dir):
+    as_option = invoke("status", "--dataset", "demo", "--store", str(store_dir))  # syncs routed items first
+    as_arg = invoke("status", "demo", "--store", str(store_dir))
+    assert as_arg.exit_code == as_option.exit_code == 0
+    assert as_arg.output == as_option.output.replace("queued 3 routed item(s) from demo\n", "")
+    clash = invoke("status", "demo", "--dataset", "other", "--store", str(store_dir))
+    assert clash.exit_code == 1 and "two datasets given" in clash.output
+    missing = invoke("status", "--store", str(store_dir))
+    assert missing.exit_code == 1 and "name the dataset" in missing.output
+
+
+def test_secure_cookies_default_on_off_loopback():
+    from annotation.cli import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")

@@ -8,13 +8,14 @@ from annotate_support import label_all, make_store
 from annotation.audit import select_for_audit
 from annotation.merge import NothingToMerge, merge
 from annotation.queue import Queue
+from annotation.sync import sync_routed
 
 
 @pytest.fixture
 def setup(tmp_path):
     store = make_store(tmp_path / "store", routed=4, accepted=5)
     queue = Queue.for_dataset(store, "demo", seed=3)
-    queue.sync_routed(store, "demo")
+    sync_routed(queue, store, "demo")
     for name in ("ann", "bob"):
         queue.add_annotator(name)
     routed = store.resolve("demo@v1").side("routed").to_pylist()

@@ -5,6 +5,7 @@ from annotate_support import make_item, make_store, rows, screen_choice
 
 from annotation.audit import select_for_audit
 from annotation.queue import Queue, QueueError, choice_to_label
+from annotation.sync import sync_routed
 from core.schema import from_rows
 
 
@@ -16,7 +17,7 @@ def store(tmp_path):
 @pytest.fixture
 def queue(store):
     q = Queue.for_dataset(store, "demo", seed=7)
-    q.sync_routed(store, "demo")
+    sync_routed(q, store, "demo")
     for name in ("ann", "bob", "cy"):
         q.add_annotator(name)
     return q
@@ -24,7 +25,7 @@ def queue(store):
 
 def test_routed_items_enter_the_queue_once_per_version(store, queue):
     assert [row["kind"] for row in queue.items()] == ["routed"] * 3
-    assert queue.sync_routed(store, "demo") == 0
+    assert sync_routed(queue, store, "demo") == 0
     assert {row["k"] for row in queue.items()} == {2}
     assert rows(queue.path, "PRAGMA journal_mode")[0][0] == "wal"
 
@@ -32,7 +33,7 @@ def test_routed_items_enter_the_queue_once_per_version(store, queue):
 def test_k_comes_from_the_manifest(tmp_path):
     store = make_store(tmp_path / "s", routed=2, meta={"annotation_k": 3})
     q = Queue.for_dataset(store, "demo")
-    assert q.sync_routed(store, "demo") == 2
+    assert sync_routed(q, store, "demo") == 2
     assert {row["k"] for row in q.items()} == {3}
 
 
@@ -63,7 +64,7 @@ def test_open_slots_are_not_handed_out_twice(queue):
 
 def test_stale_assignments_are_released(store):
     q = Queue.for_dataset(store, "demo", stale_after_s=0)
-    q.sync_routed(store, "demo", k=1)
+    sync_routed(q, store, "demo", k=1)
     for name in ("ann", "bob"):
         q.add_annotator(name)
     first = q.next_task("ann")
@@ -153,7 +154,7 @@ def test_sessions_expire_and_close(queue, monkeypatch):
     token = queue.add_annotator("eve")
     name, session, csrf = queue.open_session(token)
     assert queue.session(session) == ("eve", csrf)
-    monkeypatch.setattr("annotation.queue.SESSION_TTL_S", -1)
+    monkeypatch.setattr("annotation.auth.SESSION_TTL_S", -1)
     with pytest.raises(PermissionError):
         queue.session(session)
     monkeypatch.undo()

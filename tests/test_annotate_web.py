@@ -8,6 +8,7 @@ import pytest
 from annotate_support import XSS, live_server, make_item, make_store, rows
 
 from annotation.queue import Queue
+from annotation.sync import sync_routed
 from core.schema import from_rows, messages
 
 
@@ -15,7 +16,7 @@ from core.schema import from_rows, messages
 def served(tmp_path):
     store = make_store(tmp_path / "store", routed=3, accepted=1)
     queue = Queue.for_dataset(store, "demo", seed=1)
-    queue.sync_routed(store, "demo")
+    sync_routed(queue, store, "demo")
     token = queue.add_annotator("ann")
     with live_server(queue) as url:
         yield url, queue, token
@@ -124,7 +125,7 @@ def test_json_api_round_trip_and_openapi(served):
 def test_fifty_concurrent_annotators_lose_and_duplicate_nothing(tmp_path):
     store = make_store(tmp_path / "store", routed=60, accepted=0)
     queue = Queue.for_dataset(store, "demo")
-    queue.sync_routed(store, "demo", k=2)
+    sync_routed(queue, store, "demo", k=2)
     tokens = [queue.add_annotator(f"a{n:02d}") for n in range(50)]
 
     def work(token: str) -> int:
@@ -154,9 +155,9 @@ def test_fifty_concurrent_annotators_lose_and_duplicate_nothing(tmp_path):
 def test_a_running_server_picks_up_newly_routed_items(tmp_path):
     store = make_store(tmp_path / "store", routed=1, accepted=0)
     queue = Queue.for_dataset(store, "demo")
-    queue.sync_routed(store, "demo", k=1)
+    sync_routed(queue, store, "demo", k=1)
     token = queue.add_annotator("ann")
-    sync = lambda: queue.sync_routed(store, "demo", k=1)  # noqa: E731
+    sync = lambda: sync_routed(queue, store, "demo", k=1)  # noqa: E731
     auth = {"Authorization": f"Bearer {token}"}
     with (
         live_server(queue, sync=sync, sync_every_s=0) as url,
@@ -168,3 +169,54 @@ def test_a_running_server_picks_up_newly_routed_items(tmp_path):
         later = make_item(77, status="routed")
         store.write_version("demo", {"train": from_rows([])}, side={"routed": from_rows([later])})
         assert api.get("/api/next").json()["item_id"] == later["id"]
+
+
+def raw_post(url: str, path: str, declared: int, headers: str = "", sent: bytes = b"{}") -> int:
+    """POST with a declared Content-Length but only ``sent`` bytes: a server that tried to
+    read the whole body would wait (and time out here) instead of answering."""
+    import socket
+    from urllib.parse import urlparse
+
+    where = urlparse(url)
+    with socket.create_connection((where.hostname, where.port), timeout=5) as sock:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {where.netloc}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {declared}\r\n{headers}\r\n"
+        )
+        sock.sendall(head.encode() + sent)
+        status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+    return int(status_line.split()[1])
+
+
+def test_big_bodies_are_refused_unread_and_anonymous_ones_before_their_size(tmp_path):
+    store = make_store(tmp_path / "store", routed=2, accepted=1)
+    queue = Queue.for_dataset(store, "demo")
+    sync_routed(queue, store, "demo")
+    token = queue.add_annotator("ann")
+    with live_server(queue, max_body=4096) as url:
+        assert raw_post(url, "/api/submit", 50_000_000) == 401  # who asks comes first
+        assert raw_post(url, "/submit", 50_000_000) == 303  # a page form goes back to the login
+        bearer = f"Authorization: Bearer {token}\r\n"
+        assert raw_post(url, "/api/submit", 50_000_000, bearer) == 413
+        assert raw_post(url, "/login", 50_000_000) == 413
+
+        def chunks():
+            for _ in range(10):
+                yield b" " * 1024  # no Content-Length: counted as it arrives
+
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as api:
+            streamed = api.post("/api/submit", content=chunks(), headers={"content-type": "application/json"})
+            assert streamed.status_code == 413
+            assert "content-security-policy" in streamed.headers  # the guard's answers carry the headers
+            task = api.get("/api/next").json()
+            ok = api.post("/api/submit", json={"item_id": task["item_id"], "choice": "A"})
+            assert ok.status_code == 200 and ok.json()["recorded"] is True
+
+
+def test_secure_cookies_are_marked_secure(tmp_path):
+    store = make_store(tmp_path / "store", routed=1, accepted=1)
+    queue = Queue.for_dataset(store, "demo")
+    with live_server(queue, secure_cookies=True) as url, httpx.Client(base_url=url) as client:
+        assert "Secure" in client.get("/login").headers["set-cookie"]
+    with live_server(queue) as url, httpx.Client(base_url=url) as client:
+        assert "Secure" not in client.get("/login").headers["set-cookie"]

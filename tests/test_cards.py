@@ -237,22 +237,20 @@ def test_truthfulqa_health_shows_the_design_polarity_pitfall(tmp_path: Path) -> 
 
 # ---- licenses ---------------------------------------------------------------------------
 def test_license_is_the_strictest_compatible_one() -> None:
-    assert derive_license({"sources": [{"kind": "template", "bank": "health"}]}).license == "apache-2.0"
-    mixed = {
-        "sources": [
-            {"kind": "template", "bank": "law"},
-            {"kind": "ab_eval", "path": "/d/a.jsonl", "license": "cc-by-4.0"},
-        ]
-    }
+    assert derive_license([{"kind": "template", "bank": "health"}]).license == "apache-2.0"
+    mixed = [
+        {"kind": "template", "bank": "law"},
+        {"kind": "ab_eval", "path": "/d/a.jsonl", "license": "cc-by-4.0"},
+    ]
     assert derive_license(mixed).license == "cc-by-4.0"
     sa = combine([SourceLicense("a.csv", "mit"), SourceLicense("b.csv", "cc-by-sa-4.0")])
     assert sa.license == "cc-by-sa-4.0"
     nc = combine([SourceLicense("a.csv", "cc-by-nc-4.0"), SourceLicense("b.csv", "cc-by-nc-sa-4.0")])
     assert nc.license == "cc-by-nc-sa-4.0"
-    with_recipe = derive_license({"recipe": "r", "license": "cc-by-4.0", "sources": [{"kind": "template"}]})
+    with_recipe = derive_license([{"kind": "template"}], license="cc-by-4.0", recipe="r")
     assert with_recipe.license == "cc-by-4.0"
     assert [s.name for s in with_recipe.sources] == ["template bank ?", "recipe r"]
-    undeclared = derive_license({"sources": [{"kind": "answer_key", "path": "/x/qa.csv"}]})
+    undeclared = derive_license([{"kind": "answer_key", "path": "/x/qa.csv"}])
     assert undeclared.metadata() == {
         "license": "other",
         "license_name": "unknown (a source declares no license)",

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from core.store import Store
 from core.traits import VIOLATIONS
+from data_cards.card import write_card
 from recipes.runner import run_recipe
 from recipes.spec import RecipeError, load_recipe
 from tests.conftest import FIXTURES, ROOT, write_recipe
@@ -51,7 +52,7 @@ def judge_requests(fake: FakeOpenAI) -> list[dict]:
 def test_llm_recipe_builds_contrastive_items_with_rubrics_judgements_and_usage(fake, tmp_path):
     extra = "rubric: {kind: llm, criteria: 4}\njudge: {kind: llm, votes: 3}\n"
     recipe = load_recipe(write_recipe(tmp_path, llm_recipe(fake.url, extra=extra)))
-    result = run_recipe(recipe, Store(tmp_path / "store"))
+    result = run_recipe(recipe, Store(tmp_path / "store", card_renderer=write_card))
     frame = result.version.frame()
     assert frame.height == 16 and set(frame["trait"]) == {"truthfulness", "corrigibility"}
     assert [s["stage"] for s in result.funnel][:4] == ["source", "llm_respond", "llm_rubric", "llm_judge"]

@@ -14,6 +14,7 @@ pytest.importorskip(
 
 from typer.testing import CliRunner  # noqa: E402
 
+from core.errors import SourceError  # noqa: E402
 from core.store import Store  # noqa: E402
 from tests.tiny_lm import make_pairs, store_items  # noqa: E402
 from trainer.reward import Encoder, PairEmbeddings, RewardHead, margin_frame, pairwise_report  # noqa: E402
@@ -70,7 +71,7 @@ def test_head_round_trips_through_its_file(health, tmp_path):
     (tmp_path / "reward_head.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a reward head file"):
         RewardHead.load(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no reward head"):
+    with pytest.raises(SourceError, match="no reward head"):
         RewardHead.load(tmp_path / "missing")
 
 

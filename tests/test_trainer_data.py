@@ -133,3 +133,19 @@ def test_training_set_reads_the_store_then_doses_then_mixes(tmp_path):
     assert held is not None and held.height == 8
     with pytest.raises(LookupError, match="no dataset 'nope'"):
         training_set(store, "meds@v1", DPOConfig(mix="nope@v1:0.1"))
+
+
+def test_train_options_take_their_defaults_and_help_from_dpo_config():
+    import typer
+
+    from trainer.cli import app as trainer_app
+    from trainer.config import DPOConfig
+
+    command = typer.main.get_command(trainer_app).commands["train"]
+    defaults, fields = DPOConfig(), DPOConfig.model_fields
+    options = {p.name: p for p in command.params if p.name in fields}
+    assert {"beta", "lr", "epochs", "batch_size", "max_length", "lora_r", "dose"} <= set(options)
+    for name, param in options.items():
+        if name != "mix":  # given as text, parsed into a MixSpec
+            assert param.default == getattr(defaults, name), name
+        assert param.help == fields[name].description, name

@@ -154,6 +154,18 @@ def test_train_and_eval_commands(store_with_pairs, tmp_path):
     assert report["overall"]["pairs"] == 16 and report["overall"]["accuracy"] >= 0.9
     assert set(report["by_domain"]) == {"health"} and set(report["by_trait"]) == {"truthfulness"}
     assert "| domain: health | 16 |" in result.output
+    # With no settings given, eval scores as the run's held-out report did, and says how.
+    plain = tmp_path / "plain.json"
+    result = runner.invoke(
+        app, ["eval", "tiny@v1:test", "--model", str(out), "--store", str(store.root), "--json", str(plain)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "max length 64" in result.output and f"reference {base}" in result.output
+    assert str(out / "training.json") in result.output
+    held_out = json.loads((out / "training.json").read_text())["held_out"]
+    scored = json.loads(plain.read_text())
+    assert scored["overall"]["accuracy"] == pytest.approx(held_out["overall"]["accuracy"])
+    assert scored["overall"]["margin"] == pytest.approx(held_out["overall"]["margin"], abs=1e-3)
 
 
 def test_train_errors_are_one_line(store_with_pairs, tmp_path):

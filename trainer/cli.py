@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,8 +11,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.errors import OptionError
 from core.store import DEFAULT_STORE, Store
-from traitdose.console import StoreOpt, clean_errors, console, err_console
+from trainer.config import DPOConfig
+from trainer.runs import describe_settings, eval_settings, record_run
+from traitdose.console import StoreOpt, clean_errors, console, err_console, say
 
 app = typer.Typer(no_args_is_help=True)
 reward_app = typer.Typer(
@@ -32,6 +36,16 @@ def _bar() -> Progress:
     )
 
 
+DEFAULTS = DPOConfig()  # the one place the run's defaults are declared
+
+
+def config_option(name: str, *flags: str) -> Any:
+    """The ``--option`` for DPOConfig field ``name``: its help from the field's description."""
+    return typer.Option(
+        *(flags or (f"--{name.replace('_', '-')}",)), help=DPOConfig.model_fields[name].description
+    )
+
+
 @app.command("train")
 @clean_errors
 def train(
@@ -42,38 +56,32 @@ def train(
     method: Annotated[
         str, typer.Option("--method", help="dpo (offline pairs) | grpo (online, rewarded).")
     ] = "dpo",
-    dose: Annotated[int | None, typer.Option("--dose", help="N pairs, stratified by domain × trait.")] = None,
-    dose_fraction: Annotated[
-        float | None, typer.Option("--dose-fraction", help="Share of the pairs.")
-    ] = None,
-    mix: Annotated[
-        str | None, typer.Option("--mix", help="OTHER@vM:SHARE — blend the dose into another set.")
-    ] = None,
-    loss: Annotated[str, typer.Option("--loss", help="sigmoid | ipo | robust")] = "sigmoid",
+    dose: Annotated[int | None, config_option("dose")] = DEFAULTS.dose,
+    dose_fraction: Annotated[float | None, config_option("dose_fraction")] = DEFAULTS.dose_fraction,
+    mix: Annotated[str | None, config_option("mix")] = None,
+    loss: Annotated[str, config_option("loss")] = DEFAULTS.loss,
     beta: Annotated[
         float | None, typer.Option("--beta", help="DPO: 0.1; GRPO KL penalty: 0.04 (0: none).")
     ] = None,
-    label_smoothing: Annotated[
-        float, typer.Option("--label-smoothing", help="Robust/cDPO noise rate.")
-    ] = 0.0,
-    lora: Annotated[int | None, typer.Option("--lora", help="LoRA rank; full fine-tune when absent.")] = None,
-    epochs: Annotated[int, typer.Option("--epochs")] = 1,
-    lr: Annotated[float | None, typer.Option("--lr", help="DPO: 5e-6; GRPO: 1e-6.")] = None,
+    label_smoothing: Annotated[float, config_option("label_smoothing")] = DEFAULTS.label_smoothing,
+    lora_r: Annotated[int | None, config_option("lora_r", "--lora")] = DEFAULTS.lora_r,
+    epochs: Annotated[int, config_option("epochs")] = DEFAULTS.epochs,
+    lr: Annotated[float | None, typer.Option("--lr", help="Peak LR. DPO: 5e-6; GRPO: 1e-6.")] = None,
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Pairs (DPO: 8) or prompts (GRPO: 4) per micro-batch.")
     ] = None,
-    grad_accum: Annotated[int, typer.Option("--grad-accum")] = 1,
-    max_length: Annotated[int, typer.Option("--max-length")] = 512,
+    grad_accum: Annotated[int, config_option("grad_accum")] = DEFAULTS.grad_accum,
+    max_length: Annotated[int, config_option("max_length")] = DEFAULTS.max_length,
     gradient_checkpointing: Annotated[
-        bool, typer.Option("--gradient-checkpointing", help="Trade compute for activation memory.")
-    ] = False,
-    save_every: Annotated[int | None, typer.Option("--save-every", help="Checkpoint every N steps.")] = None,
+        bool, config_option("gradient_checkpointing")
+    ] = DEFAULTS.gradient_checkpointing,
+    save_every: Annotated[int | None, config_option("save_every")] = DEFAULTS.save_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint.")] = False,
     reference: Annotated[
         str | None, typer.Option("--reference", help="Reference model (default: the base model).")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1 (default: auto).")] = None,
+    seed: Annotated[int, config_option("seed")] = DEFAULTS.seed,
+    device: Annotated[str | None, config_option("device")] = DEFAULTS.device,
     num_generations: Annotated[
         int, typer.Option("--num-generations", help="GRPO: completions per prompt.")
     ] = 8,
@@ -98,12 +106,11 @@ def train(
     ] = None,
 ) -> None:
     """Train a model on a dose of trait data: DPO on pairs, or GRPO with rewards; report held-out."""
-    given = {"beta": beta, "lr": lr, "batch_size": batch_size}
-    given = {k: v for k, v in given.items() if v is not None}
+    given = {"beta": beta, "lr": lr, "batch_size": batch_size}  # their defaults depend on the method
     common = dict(
-        lora_r=lora, grad_accum=grad_accum, dose=dose, dose_fraction=dose_fraction, mix=mix,
+        lora_r=lora_r, grad_accum=grad_accum, dose=dose, dose_fraction=dose_fraction, mix=mix,
         seed=seed, save_every=save_every, gradient_checkpointing=gradient_checkpointing, device=device,
-        **given,
+        **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
     if method == "grpo":
         from trainer.grpo_cli import print_grpo_result, train_grpo
@@ -115,56 +122,60 @@ def train(
             judge_model=judge_model, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
             **common,
         )  # fmt: skip
+        record_run(out, dataset=dataset, model=model, reference=reference or model)
         print_grpo_result(result, out)
         return
     if method != "dpo":
-        raise ValueError(f"--method {method!r}: use dpo or grpo")
-    _train_dpo(
-        dataset, model, out, store, reference, resume, loss, label_smoothing, epochs, max_length, common
-    )
+        raise OptionError(f"--method {method!r}: use dpo or grpo")
+    dpo = dict(loss=loss, label_smoothing=label_smoothing, epochs=epochs, max_length=max_length)
+    _train_dpo(dataset, model, out, store, reference, resume, {**common, **dpo})
 
 
 def _train_dpo(
-    dataset, model, out, store, reference, resume, loss, label_smoothing, epochs, max_length, common
-):
+    dataset: str, model: str, out: Path, store: Path, reference: str | None, resume: bool, options: dict
+) -> None:
     from trainer.config import config_from_options
     from trainer.data import training_set
     from trainer.models import load_causal_lm
     from trainer.trainer import DPOTrainer
 
-    config = config_from_options(
-        loss=loss, label_smoothing=label_smoothing, epochs=epochs, max_length=max_length, **common
-    )
+    config = config_from_options(**options)
     pairs, held_out = training_set(Store(store), dataset, config)
     policy, tokenizer = load_causal_lm(model)
     ref_model = load_causal_lm(reference)[0] if reference else None
-    console.print(f"training on {pairs.height} pairs ({_counts(pairs)}) → {out}", highlight=False)
+    say(f"training on {pairs.height} pairs ({_counts(pairs)}) → {out}")
     with _bar() as bar:
-        tasks: dict[str, Any] = {}
-
-        def on_progress(phase: str, done: int, total: int, m: dict[str, float]) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total, stats="")
-            stats = f"loss {m['loss']:.4f}  margin {m['margin']:+.3f}  acc {m['accuracy']:.2f}" if m else ""
-            if phase == "train":
-                bar.update(tasks[phase], completed=done, stats=stats)
-            else:
-                bar.update(tasks[phase], advance=done)
-
-        trainer = DPOTrainer(policy, tokenizer, config, out, reference=ref_model, on_progress=on_progress)
+        trainer = DPOTrainer(
+            policy, tokenizer, config, out, reference=ref_model, on_progress=_progress_reporter(bar)
+        )
         result = trainer.train(pairs, held_out=held_out, resume=resume)
+    record_run(out, dataset=dataset, model=model, reference=reference or model)
     final = result.final
     if final:
-        console.print(
+        say(
             f"step {result.steps}: loss {final['loss']:.4f}, margin {final['margin']:+.4f}, "
-            f"pair accuracy {final['accuracy']:.3f}",
-            highlight=False,
+            f"pair accuracy {final['accuracy']:.3f}"
         )
     if result.held_out:
         from trainer.evaluate import markdown
 
-        console.print("held-out (test split):\n" + markdown(result.held_out), highlight=False, markup=False)
-    console.print(f"wrote {out} (log: {out / 'log.jsonl'})", highlight=False)
+        say("held-out (test split):\n" + markdown(result.held_out))
+    say(f"wrote {out} (log: {out / 'log.jsonl'})")
+
+
+def _progress_reporter(bar: Progress) -> Callable[[str, int, int, dict[str, float]], None]:
+    tasks: dict[str, Any] = {}
+
+    def on_progress(phase: str, done: int, total: int, m: dict[str, float]) -> None:
+        if phase not in tasks:
+            tasks[phase] = bar.add_task(phase, total=total, stats="")
+        stats = f"loss {m['loss']:.4f}  margin {m['margin']:+.3f}  acc {m['accuracy']:.2f}" if m else ""
+        if phase == "train":
+            bar.update(tasks[phase], completed=done, stats=stats)
+        else:
+            bar.update(tasks[phase], advance=done)
+
+    return on_progress
 
 
 def _counts(frame) -> str:
@@ -176,12 +187,17 @@ def _counts(frame) -> str:
 @clean_errors
 def evaluate_cmd(
     model: Annotated[str, typer.Option("--model", help="The trained model (folder or Hub name).")],
-    dataset: Annotated[str, typer.Option("--dataset", help="DATASET@vN[:split] (default split: test).")],
-    reference: Annotated[str | None, typer.Option("--reference", help="Reference model.")] = None,
+    dataset_arg: Annotated[
+        str | None, typer.Argument(help="DATASET@vN[:split] (default split: test).", show_default=False)
+    ] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Same as DATASET@vN[:split].")] = None,
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="Reference model (default: the run's base model).")
+    ] = None,
     store: StoreOpt = DEFAULT_STORE,
-    beta: Annotated[float, typer.Option("--beta")] = 0.1,
-    max_length: Annotated[int, typer.Option("--max-length")] = 512,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    beta: Annotated[float | None, typer.Option("--beta", help="Default: the run's.")] = None,
+    max_length: Annotated[int | None, typer.Option("--max-length", help="Default: the run's.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Default: the run's.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report here.")] = None,
     device: Annotated[str | None, typer.Option("--device")] = None,
     method: Annotated[
@@ -194,15 +210,20 @@ def evaluate_cmd(
     judge_base_url: Annotated[str | None, typer.Option("--judge-base-url")] = None,
     judge_api_key_env: Annotated[str | None, typer.Option("--judge-api-key-env")] = None,
 ) -> None:
-    """DPO: implicit-reward pair accuracy and margin. GRPO: mean reward per kind and verifiable
-    accuracy per form, domain and trait, for --reference (before) and --model (after)."""
+    """DPO: implicit-reward pair accuracy and mean margin, per domain and per trait. GRPO: mean
+    reward per kind and verifiable accuracy per form, domain and trait, for --reference (before)
+    and --model (after).
+
+    Settings not given come from the model folder's training.json (what `train` used), so
+    eval scores the way the run's held-out report did; the settings used are printed."""
+    ref = _one_dataset(dataset_arg, dataset)
     if method == "grpo":
         from trainer.grpo_cli import eval_grpo, write_report
 
         report = eval_grpo(
-            model, dataset, reference, store, rewards=reward or ["verifiable"], reward_head=reward_head,
+            model, ref, reference, store, rewards=reward or ["verifiable"], reward_head=reward_head,
             judge_model=judge_model, judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
-            max_new_tokens=max_new_tokens, batch_size=batch_size, device=device,
+            max_new_tokens=max_new_tokens, batch_size=batch_size or 8, device=device,
         )  # fmt: skip
         write_report(report, json_out)
         return
@@ -210,9 +231,15 @@ def evaluate_cmd(
     from trainer.evaluate import evaluate, markdown
     from trainer.models import load_causal_lm
 
-    frame = read_pairs(Store(store), dataset, default_split="test")
+    if not model:
+        raise OptionError("give the trained model: --model DIR")
+    settings = eval_settings(
+        model, beta=beta, max_length=max_length, batch_size=batch_size, reference=reference
+    )
+    frame = read_pairs(Store(store), ref, default_split="test")
+    say(describe_settings(settings))
     policy, tokenizer = load_causal_lm(model)
-    ref_model = load_causal_lm(reference)[0] if reference else None
+    ref_model = load_causal_lm(settings["reference"])[0] if settings["reference"] else None
     with _bar() as bar:
         task = bar.add_task("scoring", total=frame.height, stats="")
         report = evaluate(
@@ -220,17 +247,26 @@ def evaluate_cmd(
             tokenizer,
             frame,
             reference=ref_model,
-            beta=beta,
-            max_length=max_length,
-            batch_size=batch_size,
+            beta=settings["beta"],
+            max_length=settings["max_length"],
+            prompt_budget=settings["prompt_budget"],
+            batch_size=settings["batch_size"],
             device=device,
             tick=lambda n: bar.update(task, advance=n),
         )
-    report.update(model=model, dataset=dataset)
+    report.update(model=model, dataset=ref, settings=settings)
     if json_out:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
-    console.print(markdown(report), highlight=False, markup=False)
+    say(markdown(report))
     console.print_json(json.dumps(report))
+
+
+def _one_dataset(arg: str | None, option: str | None) -> str:
+    if arg and option and arg != option:
+        raise OptionError(f"two datasets given: {arg!r} and --dataset {option!r}")
+    if not (arg or option):
+        raise OptionError("name the pairs to score: traitdose eval DATASET@vN[:split] --model DIR")
+    return arg or option  # type: ignore[return-value]
 
 
 @reward_app.command("train")

@@ -7,6 +7,8 @@ from typing import ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.errors import OptionError
+
 Loss = Literal["sigmoid", "ipo", "robust"]
 C = TypeVar("C", bound="TrainConfig")
 _MIX = re.compile(r"^(?P<ref>[^:]+):(?P<share>[0-9]*\.?[0-9]+)$")
@@ -24,10 +26,10 @@ class MixSpec(BaseModel):
     def parse(cls, text: str) -> MixSpec:
         match = _MIX.match(text.strip())
         if not match:
-            raise ValueError(f"--mix {text!r}: expected DATASET@vN:SHARE, e.g. chat@v3:0.05")
+            raise OptionError(f"--mix {text!r}: expected DATASET@vN:SHARE, e.g. chat@v3:0.05")
         share = float(match["share"])
         if not 0 < share < 1:
-            raise ValueError(f"--mix {text!r}: SHARE must be between 0 and 1 (exclusive), got {share}")
+            raise OptionError(f"--mix {text!r}: SHARE must be between 0 and 1 (exclusive), got {share}")
         return cls(ref=match["ref"], share=share)
 
 
@@ -36,21 +38,21 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lora_r: int | None = Field(None, ge=1)
+    lora_r: int | None = Field(None, ge=1, description="LoRA rank; full fine-tune when absent.")
     lora_alpha: int | None = None  # default: 2 × r
-    lr: float = Field(5e-6, gt=0)
+    lr: float = Field(5e-6, gt=0, description="Peak learning rate.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    dose: int | None = Field(None, ge=1)
-    dose_fraction: float | None = Field(None, gt=0, le=1)
-    mix: MixSpec | None = None
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
-    seed: int = 0
-    save_every: int | None = Field(None, ge=1)  # optimizer steps between checkpoints; None: end only
-    device: str | None = None  # default: cuda when present, else cpu
+    batch_size: int = Field(8, ge=1, description="Pairs (DPO) or prompts (GRPO) per forward pass.")
+    grad_accum: int = Field(1, ge=1, description="Batches per optimizer step.")
+    dose: int | None = Field(None, ge=1, description="N pairs, stratified by domain × trait.")
+    dose_fraction: float | None = Field(None, gt=0, le=1, description="Share of the pairs.")
+    mix: MixSpec | None = Field(None, description="OTHER@vM:SHARE — blend the dose into another set.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for activation memory.")
+    seed: int = Field(0, description="Seed for sampling the dose and the data order.")
+    save_every: int | None = Field(None, ge=1, description="Checkpoint every N optimizer steps.")
+    device: str | None = Field(None, description="cpu, cuda, cuda:1 (default: cuda when present).")
 
     # Settings that decide which data each step sees: a resumed run must keep them.
     resume_must_match: ClassVar[tuple[str, ...]] = (
@@ -72,11 +74,11 @@ class TrainConfig(BaseModel):
 class DPOConfig(TrainConfig):
     """Everything that decides a DPO run; saved beside every checkpoint."""
 
-    loss: Loss = "sigmoid"
-    beta: float = Field(0.1, gt=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # the robust loss's assumed label-noise rate
-    epochs: int = Field(1, ge=1)
-    max_length: int = Field(512, ge=8)
+    loss: Loss = Field("sigmoid", description="sigmoid (DPO) | ipo | robust")
+    beta: float = Field(0.1, gt=0, description="Strength of the pull towards the reference.")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Robust/cDPO noise rate.")
+    epochs: int = Field(1, ge=1, description="Passes over the dose.")
+    max_length: int = Field(512, ge=8, description="Tokens per prompt + response.")
     max_prompt_length: int | None = Field(None, ge=1)  # default: half of max_length
 
     resume_must_match: ClassVar[tuple[str, ...]] = (*TrainConfig.resume_must_match, "epochs")
@@ -103,4 +105,4 @@ def config_from_options(kind: type[C] | None = None, **options: object) -> C:
         first = exc.errors()[0]
         where = {"lora_r": "lora"}.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else ""
         option = f"--{where.replace('_', '-')}: " if where else ""
-        raise ValueError(f"{option}{first['msg']}") from None
+        raise OptionError(f"{option}{first['msg']}") from None

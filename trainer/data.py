@@ -16,6 +16,8 @@ from typing import Any
 import polars as pl
 import torch
 
+from core.errors import OptionError, SchemaError, StoreError
+
 PAIR_COLUMNS = ("id", "domain", "trait", "prompt", "chosen", "rejected")
 OPTIONAL_COLUMNS = ("rubric",)  # kept when present: the GRPO rubric reward reads it
 IGNORE = -100
@@ -32,7 +34,7 @@ def pairs_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """The columns training needs, with a check that they are there."""
     missing = [c for c in PAIR_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise SchemaError(
             f"preference set lacks column(s) {', '.join(missing)}; has {', '.join(frame.columns)}"
         )
     return frame.select(*PAIR_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in frame.columns))
@@ -69,7 +71,7 @@ def mix_pairs(trait: pl.DataFrame, other: pl.DataFrame, share: float, seed: int)
     n_trait = min(trait.height, round(total * share))
     n_other = min(other.height, round(total) - n_trait)
     if n_trait == 0:
-        raise ValueError(f"a {share:.0%} share of {trait.height} trait pairs is zero pairs: nothing to mix")
+        raise OptionError(f"a {share:.0%} share of {trait.height} trait pairs is zero pairs: nothing to mix")
     mixed = pl.concat(
         [
             trait.sample(n_trait, seed=seed),
@@ -204,7 +206,7 @@ def read_pairs(store: Any, ref: str, default_split: str | None = "train") -> pl.
         split = None
     frame = pairs_frame(version.frame(split))
     if frame.height == 0:
-        raise ValueError(f"{version.ref}{':' + split if split else ''} has no pairs")
+        raise StoreError(f"{version.ref}{':' + split if split else ''} has no pairs")
     return frame
 
 

@@ -87,13 +87,16 @@ def evaluate(
     reference: torch.nn.Module | None = None,
     beta: float = 0.1,
     max_length: int = 512,
+    prompt_budget: int | None = None,
     batch_size: int = 8,
     device: str | None = None,
     tick: Tick | None = None,
 ) -> dict[str, Any]:
-    """Score ``frame``'s pairs with the model (and reference) and summarize."""
+    """Score ``frame``'s pairs with the model (and reference) and summarize; ``prompt_budget``
+    defaults to half of ``max_length``, as in training."""
     dev = pick_device(device)
-    pairs = encode_pairs(frame, tokenizer, max_length=max_length, prompt_budget=max_length // 2)
+    budget = prompt_budget or max_length // 2
+    pairs = encode_pairs(frame, tokenizer, max_length=max_length, prompt_budget=budget)
     pad = tokenizer.pad_token_id
     model.to(dev)
     c, r = score_pairs(model, pairs, batch_size=batch_size, pad_id=pad, device=dev, tick=tick)

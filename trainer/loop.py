@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from core.errors import OptionError
 from trainer.config import TrainConfig
 from trainer.data import ensure_chat_template
 from trainer.models import pick_device
@@ -109,14 +110,14 @@ class TrainerBase:
         now = self.config.model_dump(mode="json")
         for key in self.config.resume_must_match:
             if state["config"].get(key) != now[key]:
-                raise ValueError(
+                raise OptionError(
                     f"{latest}: cannot resume with --{key.replace('_', '-')} {now[key]} "
                     f"(the run used {state['config'].get(key)}): the data order would not line up"
                 )
         trainable = torch.load(latest / "trainable.pt")
         missing = set(trainable) - {k for k, _ in self.model.named_parameters()}
         if missing:
-            raise ValueError(f"{latest}: checkpoint does not match the model (e.g. {sorted(missing)[0]})")
+            raise OptionError(f"{latest}: checkpoint does not match the model (e.g. {sorted(missing)[0]})")
         self.model.load_state_dict(trainable, strict=False)
         optim = torch.load(latest / "optim.pt")
         optimizer.load_state_dict(optim["optimizer"])

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from core.errors import SourceError
+
 
 def pick_device(requested: str | None = None) -> torch.device:
     if requested:
@@ -31,5 +33,5 @@ def load_causal_lm(name_or_path: str | Path) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source)
     except OSError as exc:
-        raise FileNotFoundError(f"cannot load model {source!r}: {exc}") from exc
+        raise SourceError(f"cannot load model {source!r}: {exc}") from exc
     return model, tokenizer

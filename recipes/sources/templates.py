@@ -18,12 +18,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.errors import SourceError
 from core.traits import VIOLATIONS
 from recipes.sources.items import SourceOutput, make_item, prompt_messages
 from recipes.spec import BANKS_DIR
 
 
-class BankError(ValueError):
+class BankError(SourceError):
     """A template bank or scenario file that is malformed; names the file and entry."""
 
 

@@ -1,0 +1,100 @@
+"""What every route depends on, read from ``request.app.state``: the queue, the dataset,
+the templates, and who is asking.
+
+Auth: an annotator logs in with the token ``traitdose annotate add-annotator`` printed;
+the session lives in an HttpOnly, SameSite=Strict cookie and in the queue's SQLite file
+(hashed). Cookie-authenticated POSTs must carry the session's CSRF token (form field
+``csrf`` or header ``X-CSRF-Token``). API clients may instead send ``Authorization:
+Bearer <token>``, which a browser never sends on its own, so those calls need no CSRF token.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the dependency annotations at runtime.
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+
+from annotation.queue import Queue, Task
+from core.errors import AuthError
+
+SESSION_COOKIE = "td_session"
+LOGIN_COOKIE = "td_login"  # login-form CSRF (double submit): the form is a POST too
+
+
+class LoginRequired(Exception):
+    """No valid session or token."""
+
+
+class CSRFError(Exception):
+    """A cookie-authenticated POST without the session's CSRF token."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    csrf: str | None  # None for bearer-token clients
+
+
+@dataclass
+class ServerState:
+    """Everything the routes share; ``create_app`` puts it on ``app.state.server``."""
+
+    queue: Queue
+    dataset: str
+    templates: Jinja2Templates
+    secure_cookies: bool = False
+    sync: Callable[[], object] | None = None
+    sync_every_s: float = 30.0
+    last_sync: float = 0.0
+
+    def next_task(self, annotator: str) -> Task | None:
+        """The annotator's next item; now and then queue newly routed items first, so a run
+        that routes items while the server is up reaches annotators without a restart."""
+        if self.sync is not None and time.monotonic() - self.last_sync >= self.sync_every_s:
+            self.last_sync = time.monotonic()
+            self.sync()
+        return self.queue.next_task(annotator)
+
+
+def server(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+def identify(queue: Queue, headers: Headers) -> User | None:
+    """Who sent these headers (bearer token or session cookie), or None. Also used by the
+    body-size guard, which must know before it reads a body."""
+    auth = headers.get("authorization", "")
+    try:
+        if auth.lower().startswith("bearer "):
+            return User(queue.annotator_for_token(auth[7:].strip()), None)
+        session = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
+        if not session:
+            return None
+        name, csrf = queue.session(session)
+        return User(name, csrf)
+    except AuthError:
+        return None
+
+
+async def current_user(request: Request) -> User:
+    # async on purpose: a sub-millisecond indexed lookup, not worth a thread hop per request
+    who = identify(server(request).queue, request.headers)
+    if who is None:
+        raise LoginRequired
+    return who
+
+
+def check_csrf(who: User, sent: str | None) -> None:
+    if who.csrf is not None and not (sent and secrets.compare_digest(sent, who.csrf)):
+        raise CSRFError
+
+
+State = Annotated[ServerState, Depends(server)]
+Who = Annotated[User, Depends(current_user)]

@@ -1,0 +1,144 @@
+"""What a dataset card says, gathered once from a version folder.
+
+:func:`gather` reads the manifest, a few parquet columns and the parent version (for the
+diff) into :class:`CardFacts`, which also carries the trait definitions; ``card`` turns
+the facts into Hub metadata, ``prose`` into text. Neither imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from core.manifest import Manifest
+from core.store import Store, StoreError, Version, split_file
+from core.traits import TRAITS
+from data_cards.figure import FIGURE_NAME
+from data_cards.license import DerivedLicense, derive_license
+from data_cards.metadata import dataset_info
+from data_cards.stats import SurfaceWarning, surface_stats, surface_warnings
+
+
+@dataclass
+class CardFacts:
+    """Everything the card says, gathered once from the version folder."""
+
+    manifest: Manifest
+    counts: pl.DataFrame  # domain, trait, split, n
+    label_sources: dict[str, int]
+    generators: int  # distinct templates / models that wrote the pairs
+    stats: pl.DataFrame
+    warnings: list[SurfaceWarning]
+    license: DerivedLicense
+    info: dict[str, Any]
+    lineage: dict[str, Any] | None = None  # versions diff summary against the parent
+    lineage_note: str | None = None  # why there is no diff
+    repo_id: str | None = None
+    figure: str | None = FIGURE_NAME
+    rubrics: pl.DataFrame | None = None  # trait, items, with_rubric, criteria (mean per rubric item)
+    trait_definitions: dict[str, str] = field(default_factory=lambda: dict(TRAITS))
+
+    @property
+    def dataset(self) -> str:
+        return self.manifest.dataset
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def total(self) -> int:
+        return self.manifest.total_rows
+
+    @property
+    def traits(self) -> list[str]:
+        return self.manifest.traits or sorted(set(self.counts["trait"].to_list()))
+
+    @property
+    def domains(self) -> list[str]:
+        return sorted(set(self.counts["domain"].to_list())) or [self.manifest.domain or ""]
+
+
+def gather(
+    version_dir: Path, repo_id: str | None = None, overrides: dict[str, Any] | None = None
+) -> CardFacts:
+    """The facts of the version in ``version_dir``; ``overrides`` replace manifest keys (what an
+    upload changed). The splits the card (and the Hub) declare leave out empty ones:
+    ``datasets`` cannot load a split from an empty parquet file."""
+    manifest = Manifest.read(version_dir)
+    if overrides:
+        manifest = Manifest.model_validate({**manifest.model_dump(mode="json"), **overrides})
+    split_files = {s: split_file(s) for s in manifest.non_empty_splits()}
+    items = _scan(version_dir, split_files)
+    stats = surface_stats(items)
+    summary = items.select(
+        pl.col("provenance").struct.field("generator").n_unique().alias("generators"),
+    ).collect()
+    facts = CardFacts(
+        manifest=manifest,
+        counts=items.group_by("domain", "trait", "split").agg(n=pl.len()).sort("domain", "trait").collect(),
+        label_sources=dict(
+            items.group_by("label_source").agg(n=pl.len()).sort("label_source").collect().iter_rows()
+        ),
+        generators=summary["generators"][0] if summary.height else 0,
+        stats=stats,
+        warnings=surface_warnings(stats),
+        license=derive_license(manifest.sources, manifest.license, manifest.recipe),
+        info=dataset_info(version_dir, manifest.rows, split_files),
+        repo_id=repo_id,
+    )
+    facts.lineage, facts.lineage_note = _lineage(version_dir, manifest)
+    facts.rubrics = rubric_coverage(items)
+    return facts
+
+
+def rubric_coverage(items: pl.LazyFrame) -> pl.DataFrame:
+    """Per trait: items, items with a non-empty rubric, mean criteria per rubric (the GRPO grader's input)."""
+    size = pl.col("rubric").list.len().fill_null(0)
+    return (
+        items.group_by("trait")
+        .agg(
+            items=pl.len(),
+            with_rubric=(size > 0).sum(),
+            criteria=pl.when(size > 0).then(size).mean(),
+        )
+        .sort("trait")
+        .collect()
+    )
+
+
+def _scan(version_dir: Path, split_files: dict[str, str]) -> pl.LazyFrame:
+    columns = ["domain", "trait", "label_source", "chosen", "rejected", "provenance", "rubric"]
+    frames = [
+        pl.scan_parquet(version_dir / rel).select(columns).with_columns(split=pl.lit(split))
+        for split, rel in split_files.items()
+    ]
+    if not frames:
+        from core.schema import ITEM_SCHEMA
+
+        empty = pl.from_arrow(ITEM_SCHEMA.empty_table())
+        assert isinstance(empty, pl.DataFrame)
+        return empty.lazy().select(columns).with_columns(split=pl.lit(None, pl.String))
+    return pl.concat(frames)
+
+
+def _lineage(version_dir: Path, manifest: Manifest) -> tuple[dict[str, Any] | None, str | None]:
+    parent = manifest.parent
+    if not parent:
+        return None, "first version: no parent"
+    from core.diff import diff_versions
+
+    store = Store(version_dir.parent.parent)
+    try:
+        before = store.resolve(parent)
+    except StoreError:
+        return None, f"parent {parent} is not in this store, so no diff"
+    this = Version(manifest.dataset, manifest.version or version_dir.name, version_dir)
+    return diff_versions(before, this, samples=0).summary(), None
+
+
+def by_domain_trait(counts: pl.DataFrame) -> pl.DataFrame:
+    return counts.group_by("domain", "trait").agg(pl.col("n").sum()).sort("domain", "trait")
