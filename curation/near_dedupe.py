@@ -115,11 +115,14 @@ class NearDedupe:
         if not pairs:
             return marked, 0
         dropped_rows, kept_rows = (np.array(p) for p in zip(*pairs, strict=True))
-        scheme = self.scheme
-        chosen = scheme.signatures(texts(marked, "chosen"))
-        rejected = scheme.signatures(texts(marked, "rejected"))
-        same = jaccard_estimate(chosen[kept_rows], chosen[dropped_rows])
-        swapped = jaccard_estimate(chosen[kept_rows], rejected[dropped_rows])
+        # Sign only the rows in a pair: a handful, where signing every row cost as much as dedupe.
+        rows, where = np.unique(np.concatenate([kept_rows, dropped_rows]), return_inverse=True)
+        kept_at, dropped_at = where[: len(kept_rows)], where[len(kept_rows) :]
+        subset = marked.select("chosen", "rejected")[rows]
+        chosen = self.scheme.signatures(texts(subset, "chosen"))
+        rejected = self.scheme.signatures(texts(subset, "rejected"))
+        same = jaccard_estimate(chosen[kept_at], chosen[dropped_at])
+        swapped = jaccard_estimate(chosen[kept_at], rejected[dropped_at])
         conflicted = np.unique(kept_rows[swapped > same])
         if len(conflicted) == 0:
             return marked, 0

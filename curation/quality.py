@@ -1,8 +1,10 @@
 """Quality filters: length bounds, empty messages, identical pairs, bare refusals, language, PII,
 banned phrases. Each row that fails is dropped with the first failing check as its reason.
 
-All checks are polars expressions over the whole table; only card-number candidates (already
-matched by a regex) run the Luhn check in Python.
+The field texts are materialised once; every check is then a polars expression over those plain
+string columns, evaluated side by side in one ``select`` (polars runs them on all cores). Language is
+:func:`curation.language.is_english` (a function-word pre-pass, then lingua for the unsure rest);
+card-number candidates (already matched by a regex) run the Luhn check in Python.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from curation.config import FilterConfig
+from curation.language import is_english
 from curation.stage import StageResult, drop_rows
 from curation.text import check_field, column_text
 
@@ -36,25 +39,6 @@ REFUSAL = (
 )
 REFUSAL_MAX_WORDS = 25
 
-# Language by function-word voting (the classic stopword method): a text is non-English when it
-# is mostly in a non-Latin script, or when another language's function words outnumber English
-# ones. Terse English ("China has more obesity than Vietnam") has few function words but never
-# more French or German ones, so it passes. Offline, no model download, no per-row Python.
-FUNCTION_WORDS = {
-    "en": "the of and to a in is it you that was for on are with as be at have this from or by not "
-    "but what all were we when your can there an which do how their if will about would has more",
-    "fr": "le la les des du un une et est que qui dans pour pas sur au avec ce il elle je vous nous "
-    "sont mais ou par plus cette aux",
-    "es": "el los las del y que en un una es por con para no se su al lo como más pero sus le ya "
-    "muy también hay",
-    "de": "der die das und ist nicht ein eine zu den mit sich des auf für im dem von ich sie es "
-    "auch wie aber oder wird",
-    "it": "il di che è la le per un una non con del della sono gli nel alla come anche più ma ci",
-    "pt": "o os da do das dos um uma é não com para por mais se na no ao como mas foi são também",
-    "nl": "de het een en van is dat niet op te zijn voor met die aan er ook als bij maar wordt",
-}
-LATIN_MIN_SHARE = 0.8
-
 
 @dataclass
 class QualityFilter:
@@ -68,17 +52,28 @@ class QualityFilter:
             check_field(items, column)
         if self.config.pii == "redact":
             items = redact(items, present)
-        text = {f: column_text(items, f) for f in present}
+        # Each field's text once, as a plain column; the checks read these, not the message lists.
+        plain = items.select(**{f"_text_{f}": column_text(items, f) for f in present})
+        text = {f: pl.col(f"_text_{f}") for f in present}
+        work = pl.concat([items, plain], how="horizontal")
+        if self.config.language == "en":
+            work = work.with_columns(
+                (~is_english(plain[f"_text_{f}"])).alias(f"_non_english_{f}") for f in present
+            )
         checks = self._checks(items, present, text)
-        reason: pl.Expr = pl.lit(None, pl.String)
-        for name, bad in reversed(checks):
-            reason = pl.when(bad.fill_null(False)).then(pl.lit(name)).otherwise(reason)
-        marked = items.with_columns(_reason=reason)
+        # One column per check in one select: polars evaluates them side by side on all cores.
+        flags = work.select(bad.fill_null(False).alias(f"_check{k}") for k, (_, bad) in enumerate(checks))
+        reason = pl.coalesce(
+            pl.when(pl.col(f"_check{k}")).then(pl.lit(name)) for k, (name, _) in enumerate(checks)
+        )
+        marked = items.with_columns(_reason=flags.select(reason.cast(pl.String).alias("_reason"))["_reason"])
         result = drop_rows(marked, pl.col("_reason").is_not_null(), self.name, pl.col("_reason"))
         # The detail (which phrase, which PII kinds, what length) is computed for dropped rows only.
+        dropped_text = plain.filter(marked["_reason"].is_not_null())
+        result.dropped = pl.concat([result.dropped, dropped_text], how="horizontal")
         result.dropped = result.dropped.with_columns(drop_detail=self._detail(result.dropped, present, text))
         result.kept = result.kept.drop("_reason")
-        result.dropped = result.dropped.drop("_reason")
+        result.dropped = result.dropped.drop("_reason", *dropped_text.columns)
         if self.config.pii == "redact":
             result.report = {"pii": "redacted"}
         return result
@@ -109,7 +104,7 @@ class QualityFilter:
             )
             checks.append(("bare_refusal", (pl.col("trait") == "truthfulness") & refusal))
         if cfg.language == "en":
-            checks += [("non_english", ~_looks_english(text[f])) for f in present]
+            checks += [("non_english", pl.col(f"_non_english_{f}")) for f in present]
         if cfg.pii == "drop":
             checks.append(("pii", pl.any_horizontal([_has_pii(text[f]) for f in present])))
         if cfg.banned_phrases:
@@ -169,29 +164,6 @@ def _empty(items: pl.DataFrame, column: str) -> pl.Expr:
 
 def _normalized(text: pl.Expr) -> pl.Expr:
     return text.str.to_lowercase().str.replace_all(r"\W+", " ").str.strip_chars()
-
-
-LANGUAGE_SAMPLE_CHARS = 400  # function words are dense: the opening of a text decides its language
-
-
-def _word_count(text: pl.Expr, words: list[str]) -> pl.Expr:
-    """How many of ``words`` occur in ``text`` (whole words, any case): one regex pass in Rust."""
-    return text.str.count_matches(r"(?i)\b(?:" + "|".join(re.escape(w) for w in words) + r")\b")
-
-
-def _looks_english(text: pl.Expr) -> pl.Expr:
-    sample = text.str.slice(0, LANGUAGE_SAMPLE_CHARS)
-    english = FUNCTION_WORDS["en"].split()
-    votes = [
-        _word_count(sample, sorted(set(ws.split()) - set(english)))
-        for lang, ws in FUNCTION_WORDS.items()
-        if lang != "en"
-    ]
-    own = _word_count(sample, english)
-    foreign = pl.max_horizontal(votes)
-    letters = sample.str.count_matches(r"[^\W\d_]")
-    latin = sample.str.count_matches(r"[A-Za-z]")
-    return (latin >= LATIN_MIN_SHARE * letters) & ~((foreign >= 2) & (foreign > own))
 
 
 def _has_pii(text: pl.Expr) -> pl.Expr:

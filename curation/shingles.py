@@ -50,13 +50,15 @@ def shingles(texts: pl.Series, kind: Literal["word", "char"], n: int) -> tuple[n
 
 
 def fmix64(values: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finalizer: spreads rolled n-gram values over all bits."""
+    """MurmurHash3's 64-bit finalizer: spreads rolled n-gram values over all bits (a new array)."""
     s, m1, m2 = _FMIX64
     values = values ^ (values >> s)
-    values = values * m1
-    values = values ^ (values >> s)
-    values = values * m2
-    return values ^ (values >> s)
+    # In place from here: one temporary instead of one per step on arrays of millions of n-grams.
+    values *= m1
+    values ^= values >> s
+    values *= m2
+    values ^= values >> s
+    return values
 
 
 def word_tokens(texts: pl.Series) -> Tokens:
@@ -101,7 +103,9 @@ def roll(tokens: np.ndarray, lengths: np.ndarray, n: int) -> tuple[np.ndarray, n
     valid[starts[:-1][short]] = True
     valid &= _inside_short(starts, lengths, n, short, total)
     rolled = _short_windows(rolled, tokens, starts, lengths, short, n)
-    hashes = (fmix64(rolled[valid]) >> np.uint64(32)).astype(np.uint32)
+    mixed = fmix64(rolled[valid])
+    mixed >>= np.uint64(32)
+    hashes = mixed.astype(np.uint32)
     counts = np.where(lengths < n, np.minimum(lengths, 1), lengths - n + 1)
     return hashes, np.concatenate([[0], np.cumsum(counts)])
 
