@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from core.store import Store
 from curation.config import DedupeConfig
 from curation.minhash import LSHIndex, MinHashScheme, clusters, jaccard_estimate
 from curation.stage import StageResult, drop_rows
@@ -178,19 +177,3 @@ def _assign_keepers(members: pl.DataFrame) -> pl.DataFrame:
         _size=pl.len(),
     )
     return members.join(keepers, on="_label", how="left").sort("_row")
-
-
-def reference_items(store: Store, dataset: str, against: list[str]) -> pl.DataFrame | None:
-    """Accepted and routed items of the versions ``against`` names ("previous", "ds", "ds@v2")."""
-    frames: list[pl.DataFrame] = []
-    for ref in against:
-        versions = store.versions(dataset) if ref == "previous" else [store.resolve(ref)]
-        for version in versions:
-            frames.append(version.frame())
-            routed = pl.from_arrow(version.side("routed"))
-            assert isinstance(routed, pl.DataFrame)
-            if routed.height:
-                frames.append(routed)
-    if not frames:
-        return None
-    return pl.concat(frames, how="vertical_relaxed").unique("id", keep="first", maintain_order=True)
