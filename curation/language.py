@@ -32,7 +32,9 @@ LATIN_MIN_SHARE = 0.8
 NON_ASCII_SHARE = 0.1
 ENGLISH_FUNCTION_WORDS = (
     "the of and to a in is it you that was for on are with as be at have this from or by not but what "
-    "all were we when your can there an which do how their if will about would has more"
+    "all were we when your can there an which do how their if will about would has more my been had "
+    "they she his her than then some after into its just who them these those could should does did "
+    "because any our out up"
 )
 # Function words of the languages English is most often confused with, none of them an English word.
 FOREIGN_FUNCTION_WORDS = (
