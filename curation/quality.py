@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from curation.config import FilterConfig
@@ -56,10 +57,7 @@ class QualityFilter:
         plain = items.select(**{f"_text_{f}": column_text(items, f) for f in present})
         text = {f: pl.col(f"_text_{f}") for f in present}
         work = pl.concat([items, plain], how="horizontal")
-        if self.config.language == "en":
-            work = work.with_columns(
-                (~is_english(plain[f"_text_{f}"])).alias(f"_non_english_{f}") for f in present
-            )
+        work = work.with_columns(self._row_checks(plain, present))
         checks = self._checks(items, present, text)
         # One column per check in one select: polars evaluates them side by side on all cores.
         flags = work.select(bad.fill_null(False).alias(f"_check{k}") for k, (_, bad) in enumerate(checks))
@@ -77,6 +75,17 @@ class QualityFilter:
         if self.config.pii == "redact":
             result.report = {"pii": "redacted"}
         return result
+
+    def _row_checks(self, plain: pl.DataFrame, present: list[str]) -> list[pl.Series]:
+        """Checks that look closer only at the few rows a cheap pass could not clear."""
+        out = []
+        if self.config.language == "en":
+            out += [(~is_english(plain[f"_text_{f}"])).alias(f"_non_english_{f}") for f in present]
+        if set(RESPONSES) <= set(present):
+            out.append(same_text(plain["_text_chosen"], plain["_text_rejected"]).alias("_same_responses"))
+        if self.config.pii == "drop":
+            out += [has_pii(plain[f"_text_{f}"]).alias(f"_pii_{f}") for f in present]
+        return out
 
     def _checks(
         self, items: pl.DataFrame, present: list[str], text: dict[str, pl.Expr]
@@ -96,8 +105,7 @@ class QualityFilter:
                 long = long | (words > bounds.max_words)
             checks += [(f"{f}_too_short", short), (f"{f}_too_long", long)]
         if set(RESPONSES) <= set(present):
-            same = _normalized(text["chosen"]) == _normalized(text["rejected"])
-            checks.append(("chosen_equals_rejected", same))
+            checks.append(("chosen_equals_rejected", pl.col("_same_responses")))
         if cfg.refusals and "chosen" in present and "trait" in items.columns:
             refusal = text["chosen"].str.contains(REFUSAL) & (
                 text["chosen"].str.count_matches(r"\S+") <= REFUSAL_MAX_WORDS
@@ -106,7 +114,7 @@ class QualityFilter:
         if cfg.language == "en":
             checks += [("non_english", pl.col(f"_non_english_{f}")) for f in present]
         if cfg.pii == "drop":
-            checks.append(("pii", pl.any_horizontal([_has_pii(text[f]) for f in present])))
+            checks.append(("pii", pl.any_horizontal([pl.col(f"_pii_{f}") for f in present])))
         if cfg.banned_phrases:
             pattern = "(?i)" + "|".join(re.escape(p) for p in cfg.banned_phrases)
             checks.append(
@@ -166,12 +174,40 @@ def _normalized(text: pl.Expr) -> pl.Expr:
     return text.str.to_lowercase().str.replace_all(r"\W+", " ").str.strip_chars()
 
 
-def _has_pii(text: pl.Expr) -> pl.Expr:
-    regex = pl.any_horizontal([text.str.contains(p) for p in PII_PATTERNS.values()])
-    cards = text.str.extract_all(CARD_CANDIDATE).list.eval(
-        pl.element().map_elements(luhn_valid, return_dtype=pl.Boolean)
+SAME_HEAD = 48  # characters whose normalized form decides most "chosen equals rejected" checks
+
+
+def same_text(a: pl.Series, b: pl.Series) -> pl.Series:
+    """``_normalized(a) == _normalized(b)`` per row, normalizing whole texts only where openings agree.
+
+    The normalized opening minus its last character is a prefix of the normalized text (the cut
+    can only shorten a trailing run or change the case context of the last letter), so rows whose
+    openings differ within their common length cannot be equal.
+    """
+    heads = pl.DataFrame({"a": a, "b": b}).select(
+        a=_normalized(pl.col("a").str.slice(0, SAME_HEAD)), b=_normalized(pl.col("b").str.slice(0, SAME_HEAD))
     )
-    return regex | cards.list.any().fill_null(False)
+    common = (pl.min_horizontal(pl.col("a").str.len_chars(), pl.col("b").str.len_chars()) - 1).clip(0)
+    agree = heads.select(pl.col("a").str.slice(0, common) == pl.col("b").str.slice(0, common))
+    rows = np.flatnonzero(agree.to_series().to_numpy())
+    same = np.zeros(len(a), dtype=bool)
+    if len(rows):
+        full = pl.DataFrame({"a": a.gather(rows), "b": b.gather(rows)})
+        same[rows] = full.select(_normalized(pl.col("a")) == _normalized(pl.col("b"))).to_series().to_numpy()
+    return pl.Series(same)
+
+
+ANY_PII = "|".join(f"(?:{p})" for p in PII_PATTERNS.values())
+
+
+def has_pii(text: pl.Series) -> pl.Series:
+    """Any PII pattern (one regex pass); the Luhn check only for texts with a card-like number."""
+    found = text.str.contains(ANY_PII).fill_null(False).to_numpy().copy()
+    rows = np.flatnonzero(text.str.contains(CARD_CANDIDATE).fill_null(False).to_numpy() & ~found)
+    if len(rows):
+        cards = text.gather(rows).str.extract_all(CARD_CANDIDATE).to_list()
+        found[rows] = [any(luhn_valid(c) for c in numbers or []) for numbers in cards]
+    return pl.Series(found)
 
 
 def _pii_kinds(text: pl.Expr) -> pl.Expr:
