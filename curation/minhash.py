@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Literal
 
@@ -53,6 +51,8 @@ class MinHashScheme:
             raise ValueError(f"ngram must be at least 1, got {self.ngram}")
 
     def meta(self) -> dict[str, object]:
+        from importlib.metadata import version as package_version  # ~70 ms: only a saved index needs it
+
         return {
             **asdict(self),
             "datasketch_scheme": DATASKETCH_SCHEME,
@@ -84,6 +84,8 @@ class MinHashScheme:
         if len(starts) <= 1:  # one batch: no pool to start
             done: Iterator[int] = map(sign, starts)
         else:
+            from concurrent.futures import ThreadPoolExecutor  # imported here: a small input needs no pool
+
             pool = ThreadPoolExecutor(_THREADS)
             done = pool.map(sign, starts)
         for count in done:
