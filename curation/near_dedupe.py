@@ -62,18 +62,7 @@ class NearDedupe:
         own = members.slice(reference.height)
         drop = (own["_keeper"] != own["_row"]).to_numpy()
         keeper_rows = own["_keeper"].to_numpy()
-        similarity = jaccard_estimate(sigs[own["_row"].to_numpy()], sigs[keeper_rows])
-        details = [
-            json.dumps(
-                {"cluster": c, "kept_id": k, "similarity": round(float(s), 3)}
-                | ({"kept_from": self.reference_name} if r else {})
-            )
-            if d
-            else "{}"
-            for d, c, k, s, r in zip(
-                drop, own["_cluster"], own["_kept"], similarity, own["_kept_ref"], strict=True
-            )
-        ]
+        details = self._details(own, drop, sigs, keeper_rows)
         reasons = np.where(own["_kept_ref"].to_numpy(), "near_duplicate_of_reference", "near_duplicate")
         marked = items.with_columns(
             _drop=pl.Series(drop), _reason=pl.Series(reasons, dtype=pl.String), _detail=pl.Series(details)
@@ -95,6 +84,28 @@ class NearDedupe:
         }
         return result
 
+    def _details(
+        self, own: pl.DataFrame, drop: np.ndarray, sigs: np.ndarray, keeper_rows: np.ndarray
+    ) -> list[str]:
+        """``drop_detail`` per row: cluster, kept id and similarity for dropped rows, ``{}`` for the rest."""
+        details = ["{}"] * len(drop)
+        rows = np.flatnonzero(drop)
+        picked = own[rows]
+        similarity = jaccard_estimate(sigs[picked["_row"].to_numpy()], sigs[keeper_rows[rows]])
+        for i, cluster, kept, s, from_ref in zip(
+            rows.tolist(),
+            picked["_cluster"].to_list(),
+            picked["_kept"].to_list(),
+            similarity.tolist(),
+            picked["_kept_ref"].to_list(),
+            strict=True,
+        ):
+            details[i] = json.dumps(
+                {"cluster": cluster, "kept_id": kept, "similarity": round(float(s), 3)}
+                | ({"kept_from": self.reference_name} if from_ref else {})
+            )
+        return details
+
     def _mark_conflicts(
         self, marked: pl.DataFrame, own: pl.DataFrame, drop: np.ndarray
     ) -> tuple[pl.DataFrame, int]:
@@ -105,15 +116,17 @@ class NearDedupe:
         needed = {"chosen", "rejected", "ambiguity_reasons"}
         if not needed <= set(marked.columns) or not drop.any():
             return marked, 0
-        pos = {key: i for i, key in enumerate(own["_key"].to_list())}
-        pairs = [
-            (i, pos[k])
-            for i, k in enumerate(own["_kept"].to_list())
-            if drop[i] and k in pos and not own["_kept_ref"][i]
-        ]
-        if not pairs:
+        # Each dropped row whose keeper is one of these items (not a reference item): where that keeper
+        # sits in ``own`` (the last row holding its key).
+        last = own.select("_key", _at=pl.int_range(pl.len())).group_by("_key").agg(pl.col("_at").last())
+        pairs = (
+            own.select("_kept", "_kept_ref", _row=pl.int_range(pl.len()))
+            .filter(pl.Series(drop) & ~pl.col("_kept_ref"))
+            .join(last, left_on="_kept", right_on="_key", how="inner")
+        )
+        if pairs.height == 0:
             return marked, 0
-        dropped_rows, kept_rows = (np.array(p) for p in zip(*pairs, strict=True))
+        dropped_rows, kept_rows = pairs["_row"].to_numpy(), pairs["_at"].to_numpy()
         # Sign only the rows in a pair: a handful, where signing every row cost as much as dedupe.
         rows, where = np.unique(np.concatenate([kept_rows, dropped_rows]), return_inverse=True)
         kept_at, dropped_at = where[: len(kept_rows)], where[len(kept_rows) :]
