@@ -85,6 +85,12 @@ class QualityFilter:
             out.append(same_text(plain["_text_chosen"], plain["_text_rejected"]).alias("_same_responses"))
         if self.config.pii == "drop":
             out += [has_pii(plain[f"_text_{f}"]).alias(f"_pii_{f}") for f in present]
+        for f in present:
+            bounds = self.config.lengths.get(f)
+            if bounds is not None and bounds.min_words:
+                out.append(fewer_words(plain[f"_text_{f}"], bounds.min_words).alias(f"_few_words_{f}"))
+        if self.config.refusals and "chosen" in present:
+            out.append(bare_refusal(plain["_text_chosen"]).alias("_refusal"))
         return out
 
     def _checks(
@@ -96,21 +102,20 @@ class QualityFilter:
             bounds = cfg.lengths.get(f)
             if bounds is None:
                 continue
-            chars, words = text[f].str.len_chars(), text[f].str.count_matches(r"\S+")
-            short = (chars < bounds.min_chars) | (words < bounds.min_words)
+            chars = text[f].str.len_chars()
+            short = chars < bounds.min_chars
+            if bounds.min_words:
+                short = short | pl.col(f"_few_words_{f}")
             long = pl.lit(False)
             if bounds.max_chars is not None:
                 long = long | (chars > bounds.max_chars)
             if bounds.max_words is not None:
-                long = long | (words > bounds.max_words)
+                long = long | (text[f].str.count_matches(r"\S+") > bounds.max_words)
             checks += [(f"{f}_too_short", short), (f"{f}_too_long", long)]
         if set(RESPONSES) <= set(present):
             checks.append(("chosen_equals_rejected", pl.col("_same_responses")))
         if cfg.refusals and "chosen" in present and "trait" in items.columns:
-            refusal = text["chosen"].str.contains(REFUSAL) & (
-                text["chosen"].str.count_matches(r"\S+") <= REFUSAL_MAX_WORDS
-            )
-            checks.append(("bare_refusal", (pl.col("trait") == "truthfulness") & refusal))
+            checks.append(("bare_refusal", (pl.col("trait") == "truthfulness") & pl.col("_refusal")))
         if cfg.language == "en":
             checks += [("non_english", pl.col(f"_non_english_{f}")) for f in present]
         if cfg.pii == "drop":
@@ -174,6 +179,28 @@ def _normalized(text: pl.Expr) -> pl.Expr:
     return text.str.to_lowercase().str.replace_all(r"\W+", " ").str.strip_chars()
 
 
+WORDS_HEAD = 200  # characters: a text with enough words in its opening has enough words
+
+
+def fewer_words(text: pl.Series, n: int) -> pl.Series:
+    """Fewer than ``n`` whitespace-separated words; whole texts are counted only where the opening
+    has fewer (each word of the opening is, whole or cut, a word of the text)."""
+    few = (text.str.slice(0, WORDS_HEAD).str.count_matches(r"\S+") < n).to_numpy().copy()
+    rows = np.flatnonzero(few)
+    if len(rows):
+        few[rows] = (text.gather(rows).str.count_matches(r"\S+") < n).to_numpy()
+    return pl.Series(few)
+
+
+def bare_refusal(text: pl.Series) -> pl.Series:
+    """Opens with a refusal (an anchored regex: cheap) and is at most ``REFUSAL_MAX_WORDS`` words."""
+    found = text.str.contains(REFUSAL).fill_null(False).to_numpy().copy()
+    rows = np.flatnonzero(found)
+    if len(rows):
+        found[rows] = (text.gather(rows).str.count_matches(r"\S+") <= REFUSAL_MAX_WORDS).to_numpy()
+    return pl.Series(found)
+
+
 SAME_HEAD = 48  # characters whose normalized form decides most "chosen equals rejected" checks
 
 
@@ -201,9 +228,13 @@ ANY_PII = "|".join(f"(?:{p})" for p in PII_PATTERNS.values())
 
 
 def has_pii(text: pl.Series) -> pl.Series:
-    """Any PII pattern (one regex pass); the Luhn check only for texts with a card-like number."""
-    found = text.str.contains(ANY_PII).fill_null(False).to_numpy().copy()
-    rows = np.flatnonzero(text.str.contains(CARD_CANDIDATE).fill_null(False).to_numpy() & ~found)
+    """Any PII pattern or card-like number (one regex pass); then, on the few rows that hold one,
+    which it was, and the Luhn check for card-like numbers."""
+    found = text.str.contains(f"{ANY_PII}|{CARD_CANDIDATE}").fill_null(False).to_numpy().copy()
+    rows = np.flatnonzero(found)
+    if len(rows):
+        found[rows] = text.gather(rows).str.contains(ANY_PII).fill_null(False).to_numpy()
+    rows = rows[~found[rows]]  # matched a card-like number only
     if len(rows):
         cards = text.gather(rows).str.extract_all(CARD_CANDIDATE).to_list()
         found[rows] = [any(luhn_valid(c) for c in numbers or []) for numbers in cards]
