@@ -15,6 +15,7 @@ Italian, Portuguese or Dutch never clear the pre-pass and are judged by lingua. 
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -88,15 +89,22 @@ def _identify(sample: pl.Series) -> np.ndarray:
     if len(rows):
         from lingua import Language
 
-        found = _detector().detect_languages_in_parallel_of(sample.gather(rows).to_list())
+        found = _shared_detector().detect_languages_in_parallel_of(sample.gather(rows).to_list())
         english[rows] = [language in (None, Language.ENGLISH) for language in found]
     return english
+
+
+_BUILD = threading.Lock()  # the filter runs fields on two threads: build the detector once
 
 
 @cache
 def _detector() -> LanguageDetector:
     from lingua import Language, LanguageDetectorBuilder
 
-    return LanguageDetectorBuilder.from_languages(
-        *(getattr(Language, name) for name in LINGUA_LANGUAGES.split())
-    ).build()
+    languages = (getattr(Language, name) for name in LINGUA_LANGUAGES.split())
+    return LanguageDetectorBuilder.from_languages(*languages).build()
+
+
+def _shared_detector() -> LanguageDetector:
+    with _BUILD:
+        return _detector()

@@ -2,14 +2,17 @@
 banned phrases. Each row that fails is dropped with the first failing check as its reason.
 
 The field texts are materialised once; every check is then a polars expression over those plain
-string columns, evaluated side by side in one ``select`` (polars runs them on all cores). Language is
-:func:`curation.language.is_english` (a function-word pre-pass, then lingua for the unsure rest);
-card-number candidates (already matched by a regex) run the Luhn check in Python.
+string columns, evaluated side by side in one ``select`` (polars runs them on all cores). The costly
+checks (language, PII, identical responses, word counts, refusals) first run a cheap pass over all
+rows and look closer only at the rows it flags. Language is :func:`curation.language.is_english`
+(a function-word pre-pass, then lingua for the unsure rest); card-number candidates run the Luhn
+check in Python.
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,21 +80,27 @@ class QualityFilter:
         return result
 
     def _row_checks(self, plain: pl.DataFrame, present: list[str]) -> list[pl.Series]:
-        """Checks that look closer only at the few rows a cheap pass could not clear."""
-        out = []
-        if self.config.language == "en":
-            out += [(~is_english(plain[f"_text_{f}"])).alias(f"_non_english_{f}") for f in present]
+        """Checks that run a cheap pass over every row and look closer only at the rows it flags.
+
+        They are independent, and polars releases the GIL, so two threads keep both cores busy.
+        """
+        cfg, jobs = self.config, []
+        column = {f: plain[f"_text_{f}"] for f in present}
+        if cfg.language == "en":
+            jobs += [(f"_non_english_{f}", lambda t=column[f]: ~is_english(t)) for f in present]
         if set(RESPONSES) <= set(present):
-            out.append(same_text(plain["_text_chosen"], plain["_text_rejected"]).alias("_same_responses"))
-        if self.config.pii == "drop":
-            out += [has_pii(plain[f"_text_{f}"]).alias(f"_pii_{f}") for f in present]
+            jobs.append(("_same_responses", lambda: same_text(column["chosen"], column["rejected"])))
+        if cfg.pii == "drop":
+            jobs += [(f"_pii_{f}", lambda t=column[f]: has_pii(t)) for f in present]
         for f in present:
-            bounds = self.config.lengths.get(f)
+            bounds = cfg.lengths.get(f)
             if bounds is not None and bounds.min_words:
-                out.append(fewer_words(plain[f"_text_{f}"], bounds.min_words).alias(f"_few_words_{f}"))
-        if self.config.refusals and "chosen" in present:
-            out.append(bare_refusal(plain["_text_chosen"]).alias("_refusal"))
-        return out
+                jobs.append((f"_few_words_{f}", lambda t=column[f], n=bounds.min_words: fewer_words(t, n)))
+        if cfg.refusals and "chosen" in present:
+            jobs.append(("_refusal", lambda: bare_refusal(column["chosen"])))
+        with ThreadPoolExecutor(2) as pool:
+            found = list(pool.map(lambda job: job[1](), jobs))
+        return [series.alias(name) for (name, _), series in zip(jobs, found, strict=True)]
 
     def _checks(
         self, items: pl.DataFrame, present: list[str], text: dict[str, pl.Expr]
