@@ -26,11 +26,12 @@ import polars as pl
 
 from core.io import read_columns
 from curation.config import Benchmark, DecontamConfig
-from curation.minhash import MinHashScheme
+from curation.shingles import Tokens, byte_tokens, word_tokens
+from curation.shingles import shingles as shingle_hashes
 from curation.stage import StageResult, drop_rows
 from curation.text import texts
 
-CHAR_SCHEME = MinHashScheme(shingle="char", ngram=5)
+CHAR_NGRAM = 5
 COMMON_SHARE = 0.02  # a 5-gram in more than this share of benchmark texts is not informative
 # Containment needs this many informative 5-grams: on shorter texts ("Nothing will happen", "Are you
 # a human?") a few shared 5-grams are chance, and the whole-text n-gram test covers verbatim copies.
@@ -56,7 +57,7 @@ class BenchmarkIndex:
         ngrams: dict[int, pl.DataFrame] = {}
         for n in np.unique(sizes[words >= config.min_words]):
             rows = np.flatnonzero((sizes == n) & (words >= config.min_words))
-            hashes, offsets = MinHashScheme(shingle="word", ngram=int(n)).shingles(series.gather(rows))
+            hashes, offsets = shingle_hashes(series.gather(rows), "word", int(n))
             counts = np.diff(offsets)
             ngrams[int(n)] = pl.DataFrame(
                 {
@@ -73,10 +74,21 @@ class BenchmarkIndex:
         size = informative.group_by("text").len("size").filter(pl.col("size") >= MIN_INFORMATIVE)
         return cls(name, bench_texts, ngrams, informative.join(size.select("text"), on="text"), size)
 
-    def match(self, items: pl.Series, config: DecontamConfig) -> pl.DataFrame:
-        """(row, text, kind, span, score) for each item row that overlaps; one row per item at most."""
-        found = [self._ngram_hits(items, n) for n in sorted(self.ngrams, reverse=True)]
-        found.append(self._containment_hits(items, config.containment))
+    def match(
+        self,
+        items: pl.Series,
+        config: DecontamConfig,
+        words: Tokens | None = None,
+        chars: Tokens | None = None,
+    ) -> pl.DataFrame:
+        """(row, text, kind, span, score) for each item row that overlaps; one row per item at most.
+
+        ``words``/``chars``: the items' tokens when the caller has them (one tokenization serves
+        every window size and every benchmark).
+        """
+        words = words if words is not None else word_tokens(items)
+        found = [self._ngram_hits(items, n, words) for n in sorted(self.ngrams, reverse=True)]
+        found.append(self._containment_hits(items, config.containment, chars))
         hits = (
             pl.concat([f for f in found if f.height], how="vertical_relaxed")
             if any(f.height for f in found)
@@ -84,8 +96,8 @@ class BenchmarkIndex:
         )
         return hits.unique("row", keep="first", maintain_order=True).sort("row")
 
-    def _ngram_hits(self, items: pl.Series, n: int) -> pl.DataFrame:
-        hashes, offsets = MinHashScheme(shingle="word", ngram=n).shingles(items)
+    def _ngram_hits(self, items: pl.Series, n: int, words: Tokens) -> pl.DataFrame:
+        hashes, offsets = words.windows(n)
         rows = np.repeat(np.arange(len(items)), np.diff(offsets))
         hits = (
             pl.DataFrame({"hash": hashes, "row": rows})
@@ -105,7 +117,7 @@ class BenchmarkIndex:
             score=pl.lit(1.0),
         )
 
-    def _containment_hits(self, items: pl.Series, threshold: float) -> pl.DataFrame:
+    def _containment_hits(self, items: pl.Series, threshold: float, chars: Tokens | None) -> pl.DataFrame:
         """Benchmark texts whose informative 5-grams the item holds, close together.
 
         The shared 5-grams must fall inside one stretch of the item at most 1.5x the benchmark
@@ -114,7 +126,7 @@ class BenchmarkIndex:
         """
         if self.shingles.height == 0:
             return _no_hits()
-        hashes, offsets = CHAR_SCHEME.shingles(items)
+        hashes, offsets = (chars if chars is not None else byte_tokens(items)).windows(CHAR_NGRAM)
         counts = np.diff(offsets)
         positions = pl.DataFrame(
             {
@@ -155,7 +167,7 @@ def _window_count(positions: np.ndarray, width: int) -> int:
 
 
 def _shingle_frame(series: pl.Series, ids: np.ndarray, column: str = "text") -> pl.DataFrame:
-    hashes, offsets = CHAR_SCHEME.shingles(series)
+    hashes, offsets = shingle_hashes(series, "char", CHAR_NGRAM)
     return pl.DataFrame({"hash": hashes, column: np.repeat(ids, np.diff(offsets))}).unique()
 
 
@@ -189,8 +201,10 @@ class Decontaminate:
         reason = np.full(items.height, None, dtype=object)
         detail = np.full(items.height, "{}", dtype=object)
         report = []
-        for index in indexes:
-            hits = self._hits(index, item_texts, reason)
+        for index, found in zip(indexes, self._hits(indexes, item_texts), strict=True):
+            # A row an earlier benchmark claimed counts for that one only.
+            free = np.array([reason[r] is None for r in found["row"].to_list()], dtype=bool)
+            hits = found.filter(pl.Series(free, dtype=pl.Boolean))
             for row, kind, span, score, text in hits.select(
                 "row", "kind", "span", "score", "text"
             ).iter_rows():
@@ -228,15 +242,17 @@ class Decontaminate:
         result.report = {"benchmarks": report}
         return result
 
-    def _hits(self, index: BenchmarkIndex, item_texts: pl.Series, taken: np.ndarray) -> pl.DataFrame:
-        """Matches of rows no earlier benchmark claimed, in batches so memory stays bounded."""
-        parts = []
+    def _hits(self, indexes: list[BenchmarkIndex], item_texts: pl.Series) -> list[pl.DataFrame]:
+        """Every benchmark's matches, in item batches so memory stays bounded; each batch is
+        tokenized once, for all benchmarks and window sizes."""
+        parts: list[list[pl.DataFrame]] = [[] for _ in indexes]
         for start in range(0, len(item_texts), ITEM_BATCH):
             batch = item_texts.slice(start, ITEM_BATCH)
-            hits = index.match(batch, self.config).with_columns(pl.col("row") + start)
-            parts.append(hits)
+            words, chars = word_tokens(batch), byte_tokens(batch)
+            for found, index in zip(parts, indexes, strict=True):
+                found.append(
+                    index.match(batch, self.config, words, chars).with_columns(pl.col("row") + start)
+                )
             if self.progress:
                 self.progress(len(batch))
-        hits = pl.concat(parts) if parts else _no_hits()
-        free = np.array([taken[r] is None for r in hits["row"].to_list()], dtype=bool)
-        return hits.filter(pl.Series(free)) if len(free) else hits
+        return [pl.concat(found) if found else _no_hits() for found in parts]

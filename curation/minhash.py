@@ -1,17 +1,16 @@
-"""Vectorized shingling and MinHash signatures, and the LSH index that finds near-duplicates.
+"""MinHash signatures in bulk, and the LSH index that finds near-duplicates.
 
 Signatures are bit-for-bit datasketch 2.x ``"affine32"`` MinHashes (``MinHash(num_perm, seed,
-hashfunc=<identity>, scheme="affine32")`` updated with our 32-bit shingle hashes), but a batch of
-documents is signed at once with numpy instead of one ``update()`` per shingle:
+hashfunc=<identity>, scheme="affine32")`` updated with our 32-bit shingle hashes, see
+:mod:`curation.shingles`), but a batch of documents is signed at once with numpy instead of one
+``update()`` per shingle: the affine permutations are applied to a (num_perm x shingles) block and
+reduced per document with ``np.minimum.reduceat`` along the contiguous axis (4-5x faster than
+reducing a (shingles x num_perm) block down its columns). Batches of texts are shingled and signed
+on all cores: polars and numpy release the GIL, so plain threads do.
 
-1. tokens (lower-cased ``\\w+`` words, or UTF-8 bytes for character shingles) are hashed in Rust
-   by polars with fixed seeds (stable across runs; the polars version is part of the scheme);
-2. n-gram hashes are rolled over the token hashes of the whole batch in ``n`` array passes;
-3. the affine permutations are applied to a (shingles x num_perm) block and reduced per document
-   with ``np.minimum.reduceat``.
-
-The LSH index bands signatures with datasketch's optimal (bands, rows) for the threshold and finds
-bucket collisions by sorting band keys, so no Python loop runs per document.
+The LSH index bands signatures with the (bands, rows) that datasketch would choose for the
+threshold (computed here: importing ``datasketch.lsh`` costs ~0.5 s) and finds bucket collisions by
+sorting band keys, so no Python loop runs per document.
 """
 
 from __future__ import annotations
@@ -19,28 +18,21 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from importlib.metadata import version as package_version
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
-from datasketch.lsh import _optimal_param
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from curation.shingles import M64, TOKEN_SEED, fmix64, shingles
 
 DATASKETCH_SCHEME = "affine32"
 EMPTY = np.uint32(0xFFFFFFFF)  # datasketch's "no shingle seen" value for affine32
-_M64 = np.uint64(0x9E3779B97F4A7C15)  # n-gram roll multiplier (golden ratio, odd)
-_FMIX64 = (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
 _FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35))
-_SHINGLE_BLOCK = 4096  # shingles per permutation block: 4k x 128 x 4 B = 2 MiB, stays in cache
-_TOKEN_SEED = 0x7D05E
-_THREADS = min(4, os.cpu_count() or 1)
+_SHINGLE_BLOCK = 4096  # shingles per permutation block: 128 x 4k x 4 B = 2 MiB, stays in cache
+_THREADS = min(2, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -59,24 +51,22 @@ class MinHashScheme:
             raise ValueError(f"ngram must be at least 1, got {self.ngram}")
 
     def meta(self) -> dict[str, object]:
+        from importlib.metadata import version as package_version  # ~70 ms: only a saved index needs it
+
         return {
             **asdict(self),
             "datasketch_scheme": DATASKETCH_SCHEME,
-            "token_hash": f"polars-{pl.__version__}-hash-{_TOKEN_SEED}",
+            "token_hash": f"polars-{pl.__version__}-hash-{TOKEN_SEED}",
             "datasketch": package_version("datasketch"),
         }
 
     def permutations(self) -> tuple[np.ndarray, np.ndarray]:
         """datasketch's affine32 (a, b) for this seed: same draw, same order."""
-        gen = np.random.RandomState(self.seed)
-        a = gen.randint(0, 1 << 31, self.num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
-        b = gen.randint(0, 1 << 32, self.num_perm, dtype=np.uint32)
-        return a, b
+        return _permutations(self.num_perm, self.seed)
 
     def shingles(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         """32-bit shingle hashes of every text, and offsets: text i owns ``hashes[off[i]:off[i+1]]``."""
-        tokens, lengths = (_word_tokens if self.shingle == "word" else _byte_tokens)(texts)
-        return _roll(tokens, lengths, self.ngram)
+        return shingles(texts, self.shingle, self.ngram)
 
     def signatures(
         self, texts: pl.Series, batch: int = 4096, progress: Callable[[int], None] | None = None
@@ -84,13 +74,35 @@ class MinHashScheme:
         """(len(texts), num_perm) uint32 signatures; a text with no shingle gets all ``EMPTY``."""
         out = np.empty((len(texts), self.num_perm), dtype=np.uint32)
         a, b = self.permutations()
-        for start in range(0, len(texts), batch):
+        starts = range(0, len(texts), batch)
+
+        def sign(start: int) -> int:
             chunk = texts.slice(start, batch)
-            hashes, offsets = self.shingles(chunk)
-            out[start : start + len(chunk)] = _sign(hashes, offsets, a, b)
+            out[start : start + len(chunk)] = sign_shingles(*self.shingles(chunk), a, b)
+            return len(chunk)
+
+        if len(starts) <= 1:  # one batch: no pool to start
+            done: Iterator[int] = map(sign, starts)
+        else:
+            from concurrent.futures import ThreadPoolExecutor  # imported here: a small input needs no pool
+
+            pool = ThreadPoolExecutor(_THREADS)
+            done = pool.map(sign, starts)
+        for count in done:
             if progress:
-                progress(len(chunk))
+                progress(count)
+        if len(starts) > 1:
+            pool.shutdown()
         return out
+
+
+@lru_cache(maxsize=16)
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    a.flags.writeable = b.flags.writeable = False
+    return a, b
 
 
 def fmix32(values: np.ndarray) -> np.ndarray:
@@ -103,114 +115,26 @@ def fmix32(values: np.ndarray) -> np.ndarray:
     return values ^ (values >> s1)
 
 
-def _fmix64(values: np.ndarray) -> np.ndarray:
-    s, m1, m2 = _FMIX64
-    values = values ^ (values >> s)
-    values = values * m1
-    values = values ^ (values >> s)
-    values = values * m2
-    return values ^ (values >> s)
-
-
-def _word_tokens(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    words = texts.fill_null("").str.to_lowercase().str.extract_all(r"\w+").fill_null([])
-    lengths = words.list.len().to_numpy().astype(np.int64)
-    # Words are never null, so the nulls explode() makes for empty lists are exactly what to drop.
-    flat = words.explode().drop_nulls()
-    return flat.hash(_TOKEN_SEED).to_numpy(), lengths
-
-
-_SPACES = r"\s+"
-
-
-def _byte_tokens(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes of the lower-cased, space-collapsed text: character n-grams without a Python loop."""
-    norm = texts.fill_null("").str.to_lowercase().str.replace_all(_SPACES, " ").str.strip_chars()
-    arrow = pc.cast(norm.to_arrow(), pa.large_string())
-    if isinstance(arrow, pa.ChunkedArray):
-        arrow = arrow.combine_chunks()
-    offsets = np.frombuffer(arrow.buffers()[1], dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1]
-    data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8) if arrow.buffers()[2] else np.empty(0, np.uint8)
-    data = data[offsets[0] : offsets[-1]]
-    # Byte values are tiny; spread them so the polynomial roll mixes well.
-    return (data.astype(np.uint64) + np.uint64(1)) * np.uint64(0xC2B2AE3D27D4EB4F), np.diff(offsets)
-
-
-def _roll(tokens: np.ndarray, lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hash every n-token window of every text; a text shorter than n is one shingle."""
-    total = len(tokens)
-    starts = np.concatenate([[0], np.cumsum(lengths)])
-    if total == 0:
-        return np.empty(0, np.uint32), np.zeros(len(lengths) + 1, np.int64)
-    padded = np.concatenate([tokens, np.zeros(n, np.uint64)])
-    rolled = padded[:total].copy()
-    with np.errstate(over="ignore"):
-        for j in range(1, n):
-            rolled *= _M64
-            rolled += padded[j : j + total]
-    # A window is valid when it ends inside its text: drop the last n-1 starts of each text.
-    valid = np.ones(total, bool)
-    long_ends = starts[1:][lengths >= n]
-    for k in range(1, n):
-        valid[long_ends - k] = False
-    short = (lengths < n) & (lengths > 0)
-    valid[starts[:-1][short]] = True
-    valid &= _inside_short(starts, lengths, n, short, total)
-    rolled = _short_windows(rolled, tokens, starts, lengths, short, n)
-    hashes = (_fmix64(rolled[valid]) >> np.uint64(32)).astype(np.uint32)
-    counts = np.where(lengths < n, np.minimum(lengths, 1), lengths - n + 1)
-    return hashes, np.concatenate([[0], np.cumsum(counts)])
-
-
-def _inside_short(
-    starts: np.ndarray, lengths: np.ndarray, n: int, short: np.ndarray, total: int
-) -> np.ndarray:
-    """Mask out every position of a short text but its first (its one shingle)."""
-    mask = np.ones(total, bool)
-    for k in range(1, n - 1):
-        inner = starts[:-1][short & (lengths > k)] + k
-        mask[inner] = False
-    return mask
-
-
-def _short_windows(
-    rolled: np.ndarray, tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray, short: np.ndarray, n: int
-) -> np.ndarray:
-    """A text shorter than n has one shingle: its tokens rolled, padded with zeros to n."""
-    first = starts[:-1][short]
-    if len(first) == 0:
-        return rolled
-    value = np.zeros(len(first), np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(n):
-            inside = j < lengths[short]
-            value = value * _M64 + np.where(
-                inside, tokens[np.minimum(first + j, len(tokens) - 1)], np.uint64(0)
-            )
-    rolled[first] = value
-    return rolled
-
-
-def _sign(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def sign_shingles(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(texts, num_perm) signatures of shingle hashes grouped by ``offsets``."""
     counts = np.diff(offsets)
-    signatures = np.full((len(counts), len(a)), EMPTY, dtype=np.uint32)
+    signatures = np.full((len(a), len(counts)), EMPTY, dtype=np.uint32)  # transposed: see the module doc
     mixed = fmix32(hashes)
-
-    def sign_block(lo: int, hi: int) -> None:
+    buffer = np.empty((len(a), _SHINGLE_BLOCK), dtype=np.uint32)
+    column_a, column_b = a[:, None], b[:, None]
+    for lo, hi in _text_blocks(offsets):
         # Whole texts per block, so each reduceat segment lies inside one block.
         block = mixed[offsets[lo] : offsets[hi]]
-        present = counts[lo:hi] > 0
-        if not present.any():
-            return
-        permuted = np.multiply.outer(block, a)  # uint32 wraparound is datasketch's modulo 2^32
-        permuted += b
-        local = (offsets[lo:hi] - offsets[lo])[present]
-        signatures[lo:hi][present] = np.minimum.reduceat(permuted, local, axis=0)
-
-    # numpy releases the GIL inside ufuncs, so threads use every core.
-    with ThreadPoolExecutor(_THREADS) as pool:
-        list(pool.map(lambda span: sign_block(*span), _text_blocks(offsets)))
-    return signatures
+        present = np.flatnonzero(counts[lo:hi] > 0)
+        if len(present) == 0:
+            continue
+        width = len(block)
+        permuted = buffer[:, :width] if width <= _SHINGLE_BLOCK else np.empty((len(a), width), np.uint32)
+        np.multiply(column_a, block[None, :], out=permuted)  # uint32 wraparound is datasketch's modulo 2^32
+        permuted += column_b
+        local = offsets[lo:hi][present] - offsets[lo]
+        signatures[:, lo + present] = np.minimum.reduceat(permuted, local, axis=1)
+    return np.ascontiguousarray(signatures.T)
 
 
 def _text_blocks(offsets: np.ndarray) -> Iterator[tuple[int, int]]:
@@ -243,7 +167,7 @@ class LSHIndex:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         self.scheme = scheme
         self.threshold = threshold
-        self.bands, self.rows = _optimal_param(
+        self.bands, self.rows = optimal_param(
             threshold, scheme.num_perm, 1 - false_negative_weight, false_negative_weight
         )
         self._signatures: list[np.ndarray] = []
@@ -313,7 +237,7 @@ def _band_keys(sigs: np.ndarray, band: int, rows: int) -> np.ndarray:
     key = np.full(len(sigs), np.uint64(band), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for column in part.T:
-            key = _fmix64(key * _M64 + column)
+            key = fmix64(key * M64 + column)
     return key
 
 
@@ -335,9 +259,57 @@ def _chunks(array: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 
 def clusters(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Connected components (union-find) of ``n`` rows joined by ``pairs``: a label per row."""
-    if n == 0:
-        return np.zeros(0, np.int64)
-    graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels
+    """Connected components of ``n`` rows joined by ``pairs``: a label per row (its smallest row).
+
+    Union-find in whole-array steps: hook every pair's two roots to the smaller one, then
+    compress paths until each row points at its root; repeat until every pair shares a root.
+    """
+    parent = np.arange(n, dtype=np.int64)
+    if len(pairs) == 0:
+        return parent
+    left, right = pairs[:, 0], pairs[:, 1]
+    while True:
+        root_l, root_r = parent[left], parent[right]
+        split = root_l != root_r
+        if not split.any():
+            return parent
+        low = np.minimum(root_l[split], root_r[split])
+        np.minimum.at(parent, root_l[split], low)
+        np.minimum.at(parent, root_r[split], low)
+        while True:
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                break
+            parent = jumped
+
+
+def optimal_param(
+    threshold: float, num_perm: int, false_positive_weight: float, false_negative_weight: float
+) -> tuple[int, int]:
+    """The (bands, rows) datasketch's ``MinHashLSH`` picks: least weighted false positive + negative area.
+
+    Same search, same order and same tie rule as ``datasketch.lsh._optimal_param``; the integrals
+    of the collision curve 1 - (1 - s^r)^b, a polynomial of degree b*r <= num_perm, are exact with
+    Gauss-Legendre nodes of that degree instead of ``scipy.integrate.quad`` per (b, r).
+    """
+    return _optimal_param(
+        float(threshold), int(num_perm), float(false_positive_weight), float(false_negative_weight)
+    )
+
+
+@lru_cache(maxsize=64)
+def _optimal_param(threshold: float, num_perm: int, fp_weight: float, fn_weight: float) -> tuple[int, int]:
+    bands = np.array([b for b in range(1, num_perm + 1) for _ in range(num_perm // b)], dtype=np.float64)
+    rows = np.array(
+        [r for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], dtype=np.float64
+    )
+    nodes, weights = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
+
+    def integral(lo: float, hi: float, positive: bool) -> np.ndarray:
+        s = (hi - lo) / 2 * nodes + (hi + lo) / 2  # nodes mapped from [-1, 1] to [lo, hi]
+        collide = 1 - (1 - s[None, :] ** rows[:, None]) ** bands[:, None]
+        return ((collide if positive else 1 - collide) @ weights) * (hi - lo) / 2
+
+    error = integral(0.0, threshold, True) * fp_weight + integral(threshold, 1.0, False) * fn_weight
+    best = int(np.argmin(error))  # the first minimum, as datasketch's strict "<" keeps
+    return int(bands[best]), int(rows[best])

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from core.store import Store
 from curation.config import DedupeConfig
 from curation.minhash import LSHIndex, MinHashScheme, clusters, jaccard_estimate
 from curation.stage import StageResult, drop_rows
@@ -63,18 +62,7 @@ class NearDedupe:
         own = members.slice(reference.height)
         drop = (own["_keeper"] != own["_row"]).to_numpy()
         keeper_rows = own["_keeper"].to_numpy()
-        similarity = jaccard_estimate(sigs[own["_row"].to_numpy()], sigs[keeper_rows])
-        details = [
-            json.dumps(
-                {"cluster": c, "kept_id": k, "similarity": round(float(s), 3)}
-                | ({"kept_from": self.reference_name} if r else {})
-            )
-            if d
-            else "{}"
-            for d, c, k, s, r in zip(
-                drop, own["_cluster"], own["_kept"], similarity, own["_kept_ref"], strict=True
-            )
-        ]
+        details = self._details(own, drop, sigs, keeper_rows)
         reasons = np.where(own["_kept_ref"].to_numpy(), "near_duplicate_of_reference", "near_duplicate")
         marked = items.with_columns(
             _drop=pl.Series(drop), _reason=pl.Series(reasons, dtype=pl.String), _detail=pl.Series(details)
@@ -96,6 +84,28 @@ class NearDedupe:
         }
         return result
 
+    def _details(
+        self, own: pl.DataFrame, drop: np.ndarray, sigs: np.ndarray, keeper_rows: np.ndarray
+    ) -> list[str]:
+        """``drop_detail`` per row: cluster, kept id and similarity for dropped rows, ``{}`` for the rest."""
+        details = ["{}"] * len(drop)
+        rows = np.flatnonzero(drop)
+        picked = own[rows]
+        similarity = jaccard_estimate(sigs[picked["_row"].to_numpy()], sigs[keeper_rows[rows]])
+        for i, cluster, kept, s, from_ref in zip(
+            rows.tolist(),
+            picked["_cluster"].to_list(),
+            picked["_kept"].to_list(),
+            similarity.tolist(),
+            picked["_kept_ref"].to_list(),
+            strict=True,
+        ):
+            details[i] = json.dumps(
+                {"cluster": cluster, "kept_id": kept, "similarity": round(float(s), 3)}
+                | ({"kept_from": self.reference_name} if from_ref else {})
+            )
+        return details
+
     def _mark_conflicts(
         self, marked: pl.DataFrame, own: pl.DataFrame, drop: np.ndarray
     ) -> tuple[pl.DataFrame, int]:
@@ -106,20 +116,25 @@ class NearDedupe:
         needed = {"chosen", "rejected", "ambiguity_reasons"}
         if not needed <= set(marked.columns) or not drop.any():
             return marked, 0
-        pos = {key: i for i, key in enumerate(own["_key"].to_list())}
-        pairs = [
-            (i, pos[k])
-            for i, k in enumerate(own["_kept"].to_list())
-            if drop[i] and k in pos and not own["_kept_ref"][i]
-        ]
-        if not pairs:
+        # Each dropped row whose keeper is one of these items (not a reference item): where that keeper
+        # sits in ``own`` (the last row holding its key).
+        last = own.select("_key", _at=pl.int_range(pl.len())).group_by("_key").agg(pl.col("_at").last())
+        pairs = (
+            own.select("_kept", "_kept_ref", _row=pl.int_range(pl.len()))
+            .filter(pl.Series(drop) & ~pl.col("_kept_ref"))
+            .join(last, left_on="_kept", right_on="_key", how="inner")
+        )
+        if pairs.height == 0:
             return marked, 0
-        dropped_rows, kept_rows = (np.array(p) for p in zip(*pairs, strict=True))
-        scheme = self.scheme
-        chosen = scheme.signatures(texts(marked, "chosen"))
-        rejected = scheme.signatures(texts(marked, "rejected"))
-        same = jaccard_estimate(chosen[kept_rows], chosen[dropped_rows])
-        swapped = jaccard_estimate(chosen[kept_rows], rejected[dropped_rows])
+        dropped_rows, kept_rows = pairs["_row"].to_numpy(), pairs["_at"].to_numpy()
+        # Sign only the rows in a pair: a handful, where signing every row cost as much as dedupe.
+        rows, where = np.unique(np.concatenate([kept_rows, dropped_rows]), return_inverse=True)
+        kept_at, dropped_at = where[: len(kept_rows)], where[len(kept_rows) :]
+        subset = marked.select("chosen", "rejected")[rows]
+        chosen = self.scheme.signatures(texts(subset, "chosen"))
+        rejected = self.scheme.signatures(texts(subset, "rejected"))
+        same = jaccard_estimate(chosen[kept_at], chosen[dropped_at])
+        swapped = jaccard_estimate(chosen[kept_at], rejected[dropped_at])
         conflicted = np.unique(kept_rows[swapped > same])
         if len(conflicted) == 0:
             return marked, 0
@@ -175,19 +190,3 @@ def _assign_keepers(members: pl.DataFrame) -> pl.DataFrame:
         _size=pl.len(),
     )
     return members.join(keepers, on="_label", how="left").sort("_row")
-
-
-def reference_items(store: Store, dataset: str, against: list[str]) -> pl.DataFrame | None:
-    """Accepted and routed items of the versions ``against`` names ("previous", "ds", "ds@v2")."""
-    frames: list[pl.DataFrame] = []
-    for ref in against:
-        versions = store.versions(dataset) if ref == "previous" else [store.resolve(ref)]
-        for version in versions:
-            frames.append(version.frame())
-            routed = pl.from_arrow(version.side("routed"))
-            assert isinstance(routed, pl.DataFrame)
-            if routed.height:
-                frames.append(routed)
-    if not frames:
-        return None
-    return pl.concat(frames, how="vertical_relaxed").unique("id", keep="first", maintain_order=True)

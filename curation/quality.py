@@ -1,18 +1,25 @@
 """Quality filters: length bounds, empty messages, identical pairs, bare refusals, language, PII,
 banned phrases. Each row that fails is dropped with the first failing check as its reason.
 
-All checks are polars expressions over the whole table; only card-number candidates (already
-matched by a regex) run the Luhn check in Python.
+The field texts are materialised once; every check is then a polars expression over those plain
+string columns, evaluated side by side in one ``select`` (polars runs them on all cores). The costly
+checks (language, PII, identical responses, word counts, refusals) first run a cheap pass over all
+rows and look closer only at the rows it flags. Language is :func:`curation.language.is_english`
+(a function-word pre-pass, then lingua for the unsure rest); card-number candidates run the Luhn
+check in Python.
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from curation.config import FilterConfig
+from curation.language import is_english
 from curation.stage import StageResult, drop_rows
 from curation.text import check_field, column_text
 
@@ -36,25 +43,6 @@ REFUSAL = (
 )
 REFUSAL_MAX_WORDS = 25
 
-# Language by function-word voting (the classic stopword method): a text is non-English when it
-# is mostly in a non-Latin script, or when another language's function words outnumber English
-# ones. Terse English ("China has more obesity than Vietnam") has few function words but never
-# more French or German ones, so it passes. Offline, no model download, no per-row Python.
-FUNCTION_WORDS = {
-    "en": "the of and to a in is it you that was for on are with as be at have this from or by not "
-    "but what all were we when your can there an which do how their if will about would has more",
-    "fr": "le la les des du un une et est que qui dans pour pas sur au avec ce il elle je vous nous "
-    "sont mais ou par plus cette aux",
-    "es": "el los las del y que en un una es por con para no se su al lo como más pero sus le ya "
-    "muy también hay",
-    "de": "der die das und ist nicht ein eine zu den mit sich des auf für im dem von ich sie es "
-    "auch wie aber oder wird",
-    "it": "il di che è la le per un una non con del della sono gli nel alla come anche più ma ci",
-    "pt": "o os da do das dos um uma é não com para por mais se na no ao como mas foi são também",
-    "nl": "de het een en van is dat niet op te zijn voor met die aan er ook als bij maar wordt",
-}
-LATIN_MIN_SHARE = 0.8
-
 
 @dataclass
 class QualityFilter:
@@ -68,20 +56,51 @@ class QualityFilter:
             check_field(items, column)
         if self.config.pii == "redact":
             items = redact(items, present)
-        text = {f: column_text(items, f) for f in present}
+        # Each field's text once, as a plain column; the checks read these, not the message lists.
+        plain = items.select(**{f"_text_{f}": column_text(items, f) for f in present})
+        text = {f: pl.col(f"_text_{f}") for f in present}
+        work = pl.concat([items, plain], how="horizontal")
+        work = work.with_columns(self._row_checks(plain, present))
         checks = self._checks(items, present, text)
-        reason: pl.Expr = pl.lit(None, pl.String)
-        for name, bad in reversed(checks):
-            reason = pl.when(bad.fill_null(False)).then(pl.lit(name)).otherwise(reason)
-        marked = items.with_columns(_reason=reason)
+        # One column per check in one select: polars evaluates them side by side on all cores.
+        flags = work.select(bad.fill_null(False).alias(f"_check{k}") for k, (_, bad) in enumerate(checks))
+        reason = pl.coalesce(
+            pl.when(pl.col(f"_check{k}")).then(pl.lit(name)) for k, (name, _) in enumerate(checks)
+        )
+        marked = items.with_columns(_reason=flags.select(reason.cast(pl.String).alias("_reason"))["_reason"])
         result = drop_rows(marked, pl.col("_reason").is_not_null(), self.name, pl.col("_reason"))
         # The detail (which phrase, which PII kinds, what length) is computed for dropped rows only.
+        dropped_text = plain.filter(marked["_reason"].is_not_null())
+        result.dropped = pl.concat([result.dropped, dropped_text], how="horizontal")
         result.dropped = result.dropped.with_columns(drop_detail=self._detail(result.dropped, present, text))
         result.kept = result.kept.drop("_reason")
-        result.dropped = result.dropped.drop("_reason")
+        result.dropped = result.dropped.drop("_reason", *dropped_text.columns)
         if self.config.pii == "redact":
             result.report = {"pii": "redacted"}
         return result
+
+    def _row_checks(self, plain: pl.DataFrame, present: list[str]) -> list[pl.Series]:
+        """Checks that run a cheap pass over every row and look closer only at the rows it flags.
+
+        They are independent, and polars releases the GIL, so two threads keep both cores busy.
+        """
+        cfg, jobs = self.config, []
+        column = {f: plain[f"_text_{f}"] for f in present}
+        if cfg.language == "en":
+            jobs += [(f"_non_english_{f}", lambda t=column[f]: ~is_english(t)) for f in present]
+        if set(RESPONSES) <= set(present):
+            jobs.append(("_same_responses", lambda: same_text(column["chosen"], column["rejected"])))
+        if cfg.pii == "drop":
+            jobs += [(f"_pii_{f}", lambda t=column[f]: has_pii(t)) for f in present]
+        for f in present:
+            bounds = cfg.lengths.get(f)
+            if bounds is not None and bounds.min_words:
+                jobs.append((f"_few_words_{f}", lambda t=column[f], n=bounds.min_words: fewer_words(t, n)))
+        if cfg.refusals and "chosen" in present:
+            jobs.append(("_refusal", lambda: bare_refusal(column["chosen"])))
+        with ThreadPoolExecutor(2) as pool:
+            found = list(pool.map(lambda job: job[1](), jobs))
+        return [series.alias(name) for (name, _), series in zip(jobs, found, strict=True)]
 
     def _checks(
         self, items: pl.DataFrame, present: list[str], text: dict[str, pl.Expr]
@@ -92,26 +111,24 @@ class QualityFilter:
             bounds = cfg.lengths.get(f)
             if bounds is None:
                 continue
-            chars, words = text[f].str.len_chars(), text[f].str.count_matches(r"\S+")
-            short = (chars < bounds.min_chars) | (words < bounds.min_words)
+            chars = text[f].str.len_chars()
+            short = chars < bounds.min_chars
+            if bounds.min_words:
+                short = short | pl.col(f"_few_words_{f}")
             long = pl.lit(False)
             if bounds.max_chars is not None:
                 long = long | (chars > bounds.max_chars)
             if bounds.max_words is not None:
-                long = long | (words > bounds.max_words)
+                long = long | (text[f].str.count_matches(r"\S+") > bounds.max_words)
             checks += [(f"{f}_too_short", short), (f"{f}_too_long", long)]
         if set(RESPONSES) <= set(present):
-            same = _normalized(text["chosen"]) == _normalized(text["rejected"])
-            checks.append(("chosen_equals_rejected", same))
+            checks.append(("chosen_equals_rejected", pl.col("_same_responses")))
         if cfg.refusals and "chosen" in present and "trait" in items.columns:
-            refusal = text["chosen"].str.contains(REFUSAL) & (
-                text["chosen"].str.count_matches(r"\S+") <= REFUSAL_MAX_WORDS
-            )
-            checks.append(("bare_refusal", (pl.col("trait") == "truthfulness") & refusal))
+            checks.append(("bare_refusal", (pl.col("trait") == "truthfulness") & pl.col("_refusal")))
         if cfg.language == "en":
-            checks += [("non_english", ~_looks_english(text[f])) for f in present]
+            checks += [("non_english", pl.col(f"_non_english_{f}")) for f in present]
         if cfg.pii == "drop":
-            checks.append(("pii", pl.any_horizontal([_has_pii(text[f]) for f in present])))
+            checks.append(("pii", pl.any_horizontal([pl.col(f"_pii_{f}") for f in present])))
         if cfg.banned_phrases:
             pattern = "(?i)" + "|".join(re.escape(p) for p in cfg.banned_phrases)
             checks.append(
@@ -171,35 +188,66 @@ def _normalized(text: pl.Expr) -> pl.Expr:
     return text.str.to_lowercase().str.replace_all(r"\W+", " ").str.strip_chars()
 
 
-LANGUAGE_SAMPLE_CHARS = 400  # function words are dense: the opening of a text decides its language
+WORDS_HEAD = 200  # characters: a text with enough words in its opening has enough words
 
 
-def _word_count(text: pl.Expr, words: list[str]) -> pl.Expr:
-    """How many of ``words`` occur in ``text`` (whole words, any case): one regex pass in Rust."""
-    return text.str.count_matches(r"(?i)\b(?:" + "|".join(re.escape(w) for w in words) + r")\b")
+def fewer_words(text: pl.Series, n: int) -> pl.Series:
+    """Fewer than ``n`` whitespace-separated words; whole texts are counted only where the opening
+    has fewer (each word of the opening is, whole or cut, a word of the text)."""
+    few = (text.str.slice(0, WORDS_HEAD).str.count_matches(r"\S+") < n).to_numpy().copy()
+    rows = np.flatnonzero(few)
+    if len(rows):
+        few[rows] = (text.gather(rows).str.count_matches(r"\S+") < n).to_numpy()
+    return pl.Series(few)
 
 
-def _looks_english(text: pl.Expr) -> pl.Expr:
-    sample = text.str.slice(0, LANGUAGE_SAMPLE_CHARS)
-    english = FUNCTION_WORDS["en"].split()
-    votes = [
-        _word_count(sample, sorted(set(ws.split()) - set(english)))
-        for lang, ws in FUNCTION_WORDS.items()
-        if lang != "en"
-    ]
-    own = _word_count(sample, english)
-    foreign = pl.max_horizontal(votes)
-    letters = sample.str.count_matches(r"[^\W\d_]")
-    latin = sample.str.count_matches(r"[A-Za-z]")
-    return (latin >= LATIN_MIN_SHARE * letters) & ~((foreign >= 2) & (foreign > own))
+def bare_refusal(text: pl.Series) -> pl.Series:
+    """Opens with a refusal (an anchored regex: cheap) and is at most ``REFUSAL_MAX_WORDS`` words."""
+    found = text.str.contains(REFUSAL).fill_null(False).to_numpy().copy()
+    rows = np.flatnonzero(found)
+    if len(rows):
+        found[rows] = (text.gather(rows).str.count_matches(r"\S+") <= REFUSAL_MAX_WORDS).to_numpy()
+    return pl.Series(found)
 
 
-def _has_pii(text: pl.Expr) -> pl.Expr:
-    regex = pl.any_horizontal([text.str.contains(p) for p in PII_PATTERNS.values()])
-    cards = text.str.extract_all(CARD_CANDIDATE).list.eval(
-        pl.element().map_elements(luhn_valid, return_dtype=pl.Boolean)
+SAME_HEAD = 48  # characters whose normalized form decides most "chosen equals rejected" checks
+
+
+def same_text(a: pl.Series, b: pl.Series) -> pl.Series:
+    """``_normalized(a) == _normalized(b)`` per row, normalizing whole texts only where openings agree.
+
+    The normalized opening minus its last character is a prefix of the normalized text (the cut
+    can only shorten a trailing run or change the case context of the last letter), so rows whose
+    openings differ within their common length cannot be equal.
+    """
+    heads = pl.DataFrame({"a": a, "b": b}).select(
+        a=_normalized(pl.col("a").str.slice(0, SAME_HEAD)), b=_normalized(pl.col("b").str.slice(0, SAME_HEAD))
     )
-    return regex | cards.list.any().fill_null(False)
+    common = (pl.min_horizontal(pl.col("a").str.len_chars(), pl.col("b").str.len_chars()) - 1).clip(0)
+    agree = heads.select(pl.col("a").str.slice(0, common) == pl.col("b").str.slice(0, common))
+    rows = np.flatnonzero(agree.to_series().to_numpy())
+    same = np.zeros(len(a), dtype=bool)
+    if len(rows):
+        full = pl.DataFrame({"a": a.gather(rows), "b": b.gather(rows)})
+        same[rows] = full.select(_normalized(pl.col("a")) == _normalized(pl.col("b"))).to_series().to_numpy()
+    return pl.Series(same)
+
+
+ANY_PII = "|".join(f"(?:{p})" for p in PII_PATTERNS.values())
+
+
+def has_pii(text: pl.Series) -> pl.Series:
+    """Any PII pattern or card-like number (one regex pass); then, on the few rows that hold one,
+    which it was, and the Luhn check for card-like numbers."""
+    found = text.str.contains(f"{ANY_PII}|{CARD_CANDIDATE}").fill_null(False).to_numpy().copy()
+    rows = np.flatnonzero(found)
+    if len(rows):
+        found[rows] = text.gather(rows).str.contains(ANY_PII).fill_null(False).to_numpy()
+    rows = rows[~found[rows]]  # matched a card-like number only
+    if len(rows):
+        cards = text.gather(rows).str.extract_all(CARD_CANDIDATE).to_list()
+        found[rows] = [any(luhn_valid(c) for c in numbers or []) for numbers in cards]
+    return pl.Series(found)
 
 
 def _pii_kinds(text: pl.Expr) -> pl.Expr:

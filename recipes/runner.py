@@ -15,9 +15,9 @@ import polars as pl
 import pyarrow as pa
 
 from core.errors import SourceError
+from core.reference import reference_items
 from core.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
 from core.store import LATEST, Store, Version
-from curation.near_dedupe import reference_items
 from curation.pipeline import curation_stages
 from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, run_stages

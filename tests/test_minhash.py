@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from datasketch import MinHash
 
-from curation.minhash import EMPTY, LSHIndex, MinHashScheme, clusters, jaccard_estimate
+from curation.minhash import EMPTY, LSHIndex, MinHashScheme, clusters, jaccard_estimate, optimal_param
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog near the river bank",
@@ -87,3 +87,22 @@ def test_saved_index_keeps_its_scheme_and_refuses_another(tmp_path) -> None:
     np.testing.assert_array_equal(loaded.signatures, index.signatures)
     with pytest.raises(ValueError, match="ngram=3.*this run uses 5"):
         LSHIndex.load(path, MinHashScheme(ngram=5))
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.3, 0.5, 0.65, 0.8, 0.9, 0.95, 1.0])
+@pytest.mark.parametrize("num_perm", [16, 64, 128, 256])
+@pytest.mark.parametrize("weights", [(0.5, 0.5), (0.05, 0.95)])
+def test_band_parameters_are_the_ones_datasketch_chooses(
+    threshold: float, num_perm: int, weights: tuple[float, float]
+) -> None:
+    from datasketch.lsh import _optimal_param
+
+    assert optimal_param(threshold, num_perm, *weights) == _optimal_param(threshold, num_perm, *weights)
+
+
+def test_clusters_join_chains_and_leave_singletons_alone() -> None:
+    pairs = np.array([[5, 4], [4, 3], [0, 1], [7, 5]])
+    labels = clusters(9, pairs)
+    assert len({labels[i] for i in (3, 4, 5, 7)}) == 1
+    assert labels[0] == labels[1]
+    assert len(set(labels.tolist())) == 5  # {3,4,5,7}, {0,1}, {2}, {6}, {8}

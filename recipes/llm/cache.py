@@ -3,9 +3,11 @@
 Keyed by a hash of the endpoint (normalised, without credentials: see
 :func:`core.urls.endpoint_key`), the model, the messages and every sampling parameter (the
 per-item seed included, so repeated samples of one prompt stay distinct): the same model
-name on another server is another model. Each result is
-committed as soon as its call returns, so a run killed at any point (SIGKILL included)
-loses no completed call, and the next run repeats none of them.
+name on another server is another model. Results are buffered by :meth:`LLMCache.put` and
+written by :meth:`LLMCache.flush` in one transaction; the client flushes once per event-loop
+turn (every call that completed in that turn in one commit), so a run killed at any point
+(SIGKILL included) loses at most the calls of the turn it died in, and the next run repeats
+none of the others.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class LLMCache:
             " prompt_tokens INTEGER, completion_tokens INTEGER, created REAL)"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS flags (name TEXT PRIMARY KEY, value TEXT)")
+        self._pending: dict[str, tuple[str, Cached]] = {}  # key → (model, result), not yet written
 
     def flag(self, name: str) -> str | None:
         """A remembered fact about an endpoint (e.g. that it has no ``response_format``)."""
@@ -59,20 +62,39 @@ class LLMCache:
         self._db.execute("INSERT OR REPLACE INTO flags (name, value) VALUES (?, ?)", (name, value))
 
     def get(self, key: str) -> Cached | None:
+        if key in self._pending:
+            return self._pending[key][1]
         row = self._db.execute(
             "SELECT text, prompt_tokens, completion_tokens FROM calls WHERE key = ?", (key,)
         ).fetchone()
         return Cached(*row) if row else None
 
     def put(self, key: str, model: str, result: Cached) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO calls (key, model, text, prompt_tokens, completion_tokens, created)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (key, model, result.text, result.prompt_tokens, result.completion_tokens, time.time()),
-        )
+        """Buffer a result; :meth:`flush` writes it."""
+        self._pending[key] = (model, result)
+
+    def flush(self) -> None:
+        """Write every buffered result in one transaction (one commit, not one per call)."""
+        if not self._pending:
+            return
+        now = time.time()
+        rows = [
+            (key, model, r.text, r.prompt_tokens, r.completion_tokens, now)
+            for key, (model, r) in self._pending.items()
+        ]
+        with self._db:  # BEGIN ... COMMIT
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO calls (key, model, text, prompt_tokens, completion_tokens, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        self._pending.clear()
 
     def __len__(self) -> int:
+        self.flush()
         return self._db.execute("SELECT count(*) FROM calls").fetchone()[0]
 
     def close(self) -> None:
+        self.flush()
         self._db.close()

@@ -5,16 +5,28 @@ with at most ``max_concurrency`` requests in flight and returns one result per i
 order: the value, or an :class:`LLMError` naming why that item failed. A bad key, an
 unknown model or a dead endpoint raises :class:`LLMFatalError` instead, at once, leaving
 every completed call in the cache for the next run.
+
+Requests go through one ``aiohttp`` session (one connection pool per run) straight to the
+OpenAI-compatible ``/chat/completions`` route: the body is encoded once with ``json``, and the
+reply is read as a dict, not built into the SDK's pydantic models. aiohttp, not httpx: measured
+against the fake server, httpx spends 1.7 ms of CPU a request at 32 connections and 13 ms at 128
+(its pool scans every connection), aiohttp 0.3 ms at both (``benchmarks/llm_throughput.py``).
+HTTP failures are raised as the ``openai`` SDK's exception types, so the retry policy and the error
+names (:mod:`recipes.llm.retries`) are the SDK's. Cache writes are batched: one SQLite transaction
+per event-loop turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
+import httpx
 import openai
 from tenacity import RetryCallState
 
@@ -57,7 +69,8 @@ class LLMClient:
         self.use_schema = config.structured_output != "prompt" and not self.cache.flag(self._no_schema_flag)
         self._reached = False  # has the endpoint answered at all in this run?
         self._unreachable = 0  # calls in a row that failed for good on connection errors
-        self._api: openai.AsyncOpenAI | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._flush_due = False  # a cache flush is scheduled for the end of this loop turn
 
     @property
     def _no_schema_flag(self) -> str:
@@ -104,8 +117,11 @@ class LLMClient:
                     results[index] = exc
                 on_done(1)
 
-        self._api = openai.AsyncOpenAI(
-            base_url=self.config.base_url, api_key=self.key, max_retries=0, timeout=self.config.timeout
+        slots = self.config.max_concurrency
+        self._http = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            connector=aiohttp.TCPConnector(limit=slots),
         )
         try:
             async with asyncio.TaskGroup() as group:
@@ -116,8 +132,9 @@ class LLMClient:
             fatal = [e for e in eg.exceptions if isinstance(e, LLMFatalError)]
             raise (fatal or eg.exceptions)[0] from None
         finally:
-            await self._api.close()
-            self._api = None
+            self.cache.flush()
+            await self._http.close()
+            self._http = None
         return results
 
     # ---- one call --------------------------------------------------------------------
@@ -208,18 +225,30 @@ class LLMClient:
         async with self._slots:
             await self._limits.acquire(estimate_tokens(messages, request["max_tokens"]))
             response = await self._send(request)
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice else ""
-        usage = response.usage
-        result = Cached(text, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+        choices = response.get("choices") or [{}]
+        text = (choices[0].get("message") or {}).get("content") or ""
+        usage = response.get("usage") or {}
+        result = Cached(text, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
         if text.strip():  # an empty answer (a filter, a glitch) is not worth keeping: ask again next run
             self.cache.put(key, request["model"], result)
+            self._schedule_flush()
         self.usage.prompt_tokens += result.prompt_tokens
         self.usage.completion_tokens += result.completion_tokens
         return text
 
-    async def _send(self, request: dict[str, Any]) -> Any:
-        assert self._api is not None, "LLMClient calls run inside LLMClient.map"
+    def _schedule_flush(self) -> None:
+        """Write this loop turn's results in one transaction once the turn's callbacks have run."""
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        self.cache.flush()
+
+    async def _send(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self._http is not None, "LLMClient calls run inside LLMClient.map"
+        body = json.dumps(request).encode()
         try:
             async for attempt in retrying(
                 max_retries=self.config.max_retries,
@@ -229,13 +258,38 @@ class LLMClient:
                 on_retry=self._count_retry,
             ):
                 with attempt:
-                    response = await self._api.chat.completions.create(**request)
+                    response = await self._post(body)
             self._reached = True
             self._unreachable = 0
             self.usage.calls += 1
             return response
         except openai.APIError as exc:
             raise self._classify(exc) from exc
+
+    async def _post(self, body: bytes) -> dict[str, Any]:
+        """One POST; failures raised as the ``openai`` SDK raises them, for the retry policy."""
+        assert self._http is not None
+        url = f"{self.endpoint.rstrip('/')}/chat/completions"
+        try:
+            async with self._http.post(url, data=body) as response:
+                status, headers, raw = response.status, list(response.headers.items()), await response.read()
+        except TimeoutError as exc:
+            raise openai.APITimeoutError(request=httpx.Request("POST", url)) from exc
+        except aiohttp.ClientError as exc:
+            message = str(exc) or type(exc).__name__
+            raise openai.APIConnectionError(message=message, request=httpx.Request("POST", url)) from exc
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        if status >= 400 or not isinstance(data, dict):
+            # Rare: worth building the httpx objects the SDK's exception types carry.
+            reply = httpx.Response(status, headers=headers, content=raw, request=httpx.Request("POST", url))
+            if status < 400:
+                raise openai.APIResponseValidationError(reply, data, message="the reply is not a JSON object")
+            detail = data if data is not None else raw[:200].decode(errors="replace")
+            raise openai.APIStatusError(f"Error code: {status} - {detail}", response=reply, body=data)
+        return data
 
     def _endpoint_dead(self, exc: BaseException) -> bool:
         """Refused connections before any answer: the server is down; don't spend the budget."""

@@ -1,0 +1,110 @@
+"""Is a text English? A cheap function-word pre-pass, then a real language identifier for the rest.
+
+The identifier is lingua (``lingua-language-detector``: n-gram models bundled in the wheel, offline,
+Rust, no download), restricted to English and the languages most often met in Latin script, so
+its models stay small (~100 MiB) and each text is weighed against plausible neighbours only; text
+in another script is caught before it by its share of Latin letters.
+
+Lingua costs ~0.4 ms a text, ~2 minutes for 100k items x 3 fields, so a pre-pass in polars clears
+the texts that are plainly English: at least ``CLEAR_MIN_WORDS`` English function words making up
+at least ``CLEAR_SHARE`` of the words at the start of the text. Other languages share a few function
+words with English ("a", "in", "is", "was"), never a third of their running words; so German,
+Italian, Portuguese or Dutch never clear the pre-pass and are judged by lingua. Texts of fewer than
+``MIN_WORDS`` words ("Paris", "Yes, daily") are too short to judge and pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+if TYPE_CHECKING:
+    from lingua import LanguageDetector
+
+SAMPLE_CHARS = 300  # function words are dense: the opening of a text decides its language
+MIN_WORDS = 3
+CLEAR_MIN_WORDS = 3
+CLEAR_SHARE = 0.15
+LATIN_MIN_SHARE = 0.8
+NON_ASCII_SHARE = 0.1
+ENGLISH_FUNCTION_WORDS = (
+    "the of and to a in is it you that was for on are with as be at have this from or by not but what "
+    "all were we when your can there an which do how their if will about would has more my been had "
+    "they she his her than then some after into its just who them these those could should does did "
+    "because any our out up"
+)
+# Function words of the languages English is most often confused with, none of them an English word.
+FOREIGN_FUNCTION_WORDS = (
+    "le la les des du une et est que qui dans pour pas sur au avec ce il elle je vous nous sont mais "
+    "el los las del y en es por con para se su lo como más pero sus ya muy también hay der die das und "
+    "ist nicht ein eine zu den mit sich auf für im dem von ich sie es auch wie aber oder wird di che è "
+    "della sono gli nel alla anche più ci os da dos um uma não com ao mas foi são het een van dat "
+    "op te zijn voor met aan er ook als bij maar wordt och att det som är inte på jag og ikke af"
+)
+LINGUA_LANGUAGES = (
+    "ENGLISH FRENCH SPANISH GERMAN ITALIAN PORTUGUESE DUTCH CATALAN ROMANIAN LATIN SWEDISH DANISH "
+    "BOKMAL NYNORSK ICELANDIC FINNISH ESTONIAN POLISH CZECH SLOVAK SLOVENE CROATIAN BOSNIAN HUNGARIAN "
+    "TURKISH INDONESIAN MALAY TAGALOG VIETNAMESE AFRIKAANS WELSH IRISH"
+)
+
+
+def is_english(texts: pl.Series) -> pl.Series:
+    """True where the text reads as English (or is too short or empty to tell)."""
+    sample = texts.fill_null("").str.slice(0, SAMPLE_CHARS)
+    frame = pl.DataFrame({"s": sample}).select(
+        words=pl.col("s").str.count_matches(r"\S+"),
+        foreign=pl.col("s").str.count_matches(
+            r"(?i)\b(?:" + "|".join(FOREIGN_FUNCTION_WORDS.split()) + r")\b"
+        ),
+        english=pl.col("s").str.count_matches(
+            r"(?i)\b(?:" + "|".join(ENGLISH_FUNCTION_WORDS.split()) + r")\b"
+        ),
+        # Extra UTF-8 bytes bound the non-ASCII characters: a dash or a quote passes, Greek does not.
+        latin=(pl.col("s").str.len_bytes() - pl.col("s").str.len_chars())
+        <= NON_ASCII_SHARE * pl.col("s").str.len_chars(),
+    )
+    words, english, foreign = (frame[c].to_numpy() for c in ("words", "english", "foreign"))
+    verdict = np.ones(len(texts), dtype=bool)
+    clear = (
+        (english >= CLEAR_MIN_WORDS)
+        & (english >= CLEAR_SHARE * words)
+        & (4 * foreign <= english)
+        & frame["latin"].to_numpy()
+    )
+    unsure = np.flatnonzero(~clear & (words >= MIN_WORDS))
+    if len(unsure):
+        verdict[unsure] = _identify(sample.gather(unsure))
+    return pl.Series(verdict)
+
+
+def _identify(sample: pl.Series) -> np.ndarray:
+    latin = sample.str.count_matches(r"[A-Za-z]").to_numpy()
+    letters = sample.str.count_matches(r"[^\W\d_]").to_numpy()
+    english = latin >= LATIN_MIN_SHARE * letters
+    rows = np.flatnonzero(english)
+    if len(rows):
+        from lingua import Language
+
+        found = _shared_detector().detect_languages_in_parallel_of(sample.gather(rows).to_list())
+        english[rows] = [language in (None, Language.ENGLISH) for language in found]
+    return english
+
+
+_BUILD = threading.Lock()  # the filter runs fields on two threads: build the detector once
+
+
+@cache
+def _detector() -> LanguageDetector:
+    from lingua import Language, LanguageDetectorBuilder
+
+    languages = (getattr(Language, name) for name in LINGUA_LANGUAGES.split())
+    return LanguageDetectorBuilder.from_languages(*languages).build()
+
+
+def _shared_detector() -> LanguageDetector:
+    with _BUILD:
+        return _detector()
