@@ -33,8 +33,23 @@ class VersionCheck:
 
 def check_store(store: Store, dataset: str | None = None, load: bool = True) -> list[VersionCheck]:
     """A check of every version (of one dataset, or of every dataset) in ``store``."""
-    names = [dataset] if dataset else store.datasets()
-    return [check_version(v, load=load) for name in names for v in store.versions(name)]
+    names = [dataset] if dataset else _dataset_folders(store)
+    reports = []
+    for name in names:
+        reports += [check_version(v, load=load) for v in store.versions(name)]
+        # Folders the store skips (a missing or corrupt manifest) are failed versions too.
+        reports += [
+            VersionCheck(f"{name}@{path.name}", path, [f"{path / 'manifest.json'}: unreadable ({why})"])
+            for path, why in store.problems(name)
+        ]
+    return reports
+
+
+def _dataset_folders(store: Store) -> list[str]:
+    """Every dataset folder, including one whose only version is unreadable."""
+    if not store.root.is_dir():
+        return []
+    return sorted(p.name for p in store.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def check_version(version: Version, load: bool = True) -> VersionCheck:

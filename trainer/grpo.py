@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 import torch
 
+from core.errors import OptionError
 from trainer.data import epoch_order
 from trainer.grpo_config import GRPOConfig
 from trainer.grpo_eval import rollout_report
@@ -72,7 +73,7 @@ class GRPOTrainer(TrainerBase):
         self._start_log(resume)
         prompts = encode_prompts(frame, self.tokenizer, cfg.max_prompt_length)
         if not prompts:
-            raise ValueError("no prompts to train on")
+            raise OptionError("no prompts to train on")
         total = cfg.steps or math.ceil(len(prompts) / (cfg.batch_size * cfg.grad_accum))
         optimizer, scheduler = self._optimizer(total * cfg.num_iterations)
         done = self._resume(optimizer, scheduler) if resume else 0

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.errors import OptionError
+
 SYSTEM = (
     "You grade one assistant reply against a rubric. 'must' criteria are what a good reply does; "
     "'must not' criteria are what it avoids. Weights say how much each criterion counts."
@@ -117,7 +119,7 @@ class RubricJudge:
         self.base_url = base_url
         self.key = os.environ.get(api_key_env, "") if api_key_env else "not-needed"
         if api_key_env and not self.key:
-            raise ValueError(f"--judge-api-key-env: environment variable {api_key_env} is not set")
+            raise OptionError(f"--judge-api-key-env: environment variable {api_key_env} is not set")
         self.cache = GradeCache(cache) if cache else None
         self.concurrency, self.timeout, self.max_retries = concurrency, timeout, max_retries
         self.calls = self.errors = 0

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from core.errors import OptionError
 from core.schema import normalize_text
 from trainer.answers import options_of, parse_answer
 
@@ -127,7 +128,7 @@ class RewardSpec(BaseModel):
             weight = None
         name = head if weight is not None else text.strip()
         if name not in BUILTIN and ":" not in name:
-            raise ValueError(
+            raise OptionError(
                 f"--reward {text!r}: expected verifiable, model, rubric or module:function, "
                 "optionally followed by :WEIGHT"
             )
@@ -140,9 +141,9 @@ def load_function(spec: str) -> RewardFn:
     try:
         fn = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"--reward {spec}: cannot load {name!r} from module {module!r}: {exc}") from None
+        raise OptionError(f"--reward {spec}: cannot load {name!r} from module {module!r}: {exc}") from None
     if not callable(fn):
-        raise ValueError(f"--reward {spec}: {module}.{name} is not callable")
+        raise OptionError(f"--reward {spec}: {module}.{name} is not callable")
     return fn
 
 
@@ -151,7 +152,7 @@ class Rewards:
 
     def __init__(self, parts: Sequence[tuple[str, float, RewardFn]]):
         if not parts:
-            raise ValueError("give at least one --reward (verifiable, model, rubric or module:function)")
+            raise OptionError("give at least one --reward (verifiable, model, rubric or module:function)")
         self.parts = list(parts)
 
     def __call__(
@@ -162,7 +163,7 @@ class Rewards:
         for name, weight, fn in self.parts:
             scores = list(fn(items, completions))
             if len(scores) != len(completions):
-                raise ValueError(
+                raise OptionError(
                     f"reward {name} returned {len(scores)} scores for {len(completions)} completions"
                 )
             values = torch.tensor([math.nan if s is None else float(s) for s in scores])
@@ -179,13 +180,13 @@ def build_rewards(config: Any) -> Rewards:
             fn: RewardFn = verifiable
         elif spec.name == "model":
             if not config.reward_head:
-                raise ValueError("--reward model needs --reward-head DIR (from `traitdose reward train`)")
+                raise OptionError("--reward model needs --reward-head DIR (from `traitdose reward train`)")
             fn = ModelReward(config.reward_head)
         elif spec.name == "rubric":
             from trainer.judge import RubricJudge
 
             if not config.judge_model:
-                raise ValueError(
+                raise OptionError(
                     "--reward rubric needs --judge-model (and --judge-base-url for local servers)"
                 )
             fn = RubricJudge(

@@ -22,8 +22,10 @@ import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import httpx
@@ -266,12 +268,22 @@ class LLMClient:
         except openai.APIError as exc:
             raise self._classify(exc) from exc
 
+    @cached_property
+    def _url(self) -> str:
+        """The completions URL: the endpoint's path + /chat/completions, its query kept (an
+        ``api-version`` or ``api-key`` parameter), its userinfo left out (the key goes in the
+        Authorization header, and aiohttp refuses both)."""
+        parts = urlsplit(self.config.base_url or DEFAULT_ENDPOINT)
+        host = parts.netloc.rpartition("@")[2]
+        path = parts.path.rstrip("/") + "/chat/completions"
+        return urlunsplit((parts.scheme, host, path, parts.query, ""))
+
     async def _post(self, body: bytes) -> dict[str, Any]:
         """One POST; failures raised as the ``openai`` SDK raises them, for the retry policy."""
         assert self._http is not None
-        url = f"{self.endpoint.rstrip('/')}/chat/completions"
+        url = redact_url(self._url)  # what errors show
         try:
-            async with self._http.post(url, data=body) as response:
+            async with self._http.post(self._url, data=body) as response:
                 status, headers, raw = response.status, list(response.headers.items()), await response.read()
         except TimeoutError as exc:
             raise openai.APITimeoutError(request=httpx.Request("POST", url)) from exc
