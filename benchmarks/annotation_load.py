@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import pstats
 import random
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from annotation.queue import Queue  # noqa: E402
 from annotation.sync import sync_routed  # noqa: E402
 from annotation.web.app import create_app  # noqa: E402
+from annotation.web.deps import SESSION_COOKIE  # noqa: E402
 from annotation.web.server import free_port  # noqa: E402
 from core.schema import from_rows, item_id, messages  # noqa: E402
 from core.store import Store  # noqa: E402
@@ -118,8 +121,8 @@ def serve(store: Path, port: int, profile_out: str | None) -> None:
 
 
 @contextmanager
-def server_process(store: Path, profile_out: Path | None = None) -> Iterator[tuple[str, int]]:
-    """Serve the store from a child process; yields (base URL, pid); stops it with SIGINT."""
+def server_process(store: Path, profile_out: Path | None = None) -> Iterator[tuple[int, int]]:
+    """Serve the store from a child process; yields (port, pid); stops it with SIGINT."""
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", str(store), "--port", str(port)]
     if profile_out:
@@ -137,7 +140,7 @@ def server_process(store: Path, profile_out: Path | None = None) -> Iterator[tup
             if child.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"annotation server did not start (exit {child.poll()})")
             time.sleep(0.1)
-        yield url, child.pid
+        yield port, child.pid
     finally:
         child.send_signal(signal.SIGINT)
         try:
@@ -163,94 +166,170 @@ def ms(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
+Answer = tuple[int, bytes]  # status, body
+
+
+class CallFailed(Exception):
+    """A call answered with an unexpected status."""
+
+
 class Recorder:
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = {c: [] for c in CALLS}
         self.submitted: list[tuple[str, str]] = []  # (item, token) the server said it stored
-        self.errors = 0
+        self.errors: Counter[str] = Counter()
         self.server_cpu = float("nan")
         self.client_cpu = float("nan")
         self.wall = float("nan")
 
-    async def timed(self, name: str, request: Any) -> httpx.Response:
+    async def timed(self, name: str, call: Any, expect: int = 200) -> bytes:
         t0 = time.perf_counter()
-        response = await request
+        status, body = await call
         self.calls[name].append(time.perf_counter() - t0)
-        return response
+        if status != expect:
+            raise CallFailed(f"{name}: HTTP {status} {body[:80]!r}")
+        return body
 
 
-async def one_label(client: httpx.AsyncClient, token: str, rec: Recorder, read_s: float = 0.0) -> bool:
+class InProcess:
+    """Calls through httpx's ASGI transport: the app runs in this process, no socket."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def call(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, bytes]:
+        response = await self.client.request(method, path, headers=headers, content=body or None)
+        return response.status_code, response.content
+
+
+class Loopback:
+    """HTTP/1.1 with keep-alive over one loopback connection, written out by hand: a small
+    fraction of the CPU httpx spends a call, so on a shared 2-core machine the load clients
+    do not crowd out the server they measure. Every answer here carries Content-Length.
+    Like a browser, it reconnects when the server has closed an idle connection (uvicorn's
+    keep-alive lasts 5 s; people read longer than that)."""
+
+    IDLE_S = 4.0  # reconnect rather than race the server's keep-alive timeout
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.last = 0.0
+
+    async def call(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Answer:
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+        request = (head + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() + body
+        if self.streams is not None and time.monotonic() - self.last > self.IDLE_S:
+            self.close()
+        for attempt in range(2):
+            fresh = self.streams is None
+            if fresh:
+                self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+            reader, writer = self.streams
+            writer.write(request)
+            status_line = await reader.readline()
+            if status_line or fresh or attempt:
+                break
+            self.close()  # closed while idle, before reading this request: send it again
+        if not status_line:
+            raise CallFailed(f"{path}: connection closed")
+        answer = int(status_line.split()[1]), await self._body(reader, path)
+        self.last = time.monotonic()
+        return answer
+
+    @staticmethod
+    async def _body(reader: asyncio.StreamReader, path: str) -> bytes:
+        length = None
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise CallFailed(f"{path}: answer without Content-Length")
+        return await reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
+async def one_label(conn: InProcess | Loopback, token: str, rec: Recorder, read_s: float = 0.0) -> bool:
     """next → (read) → submit; False when the queue has nothing for this annotator."""
     headers = {"Authorization": f"Bearer {token}"}
-    task = (await rec.timed("next", client.get("/api/next", headers=headers))).raise_for_status().json()
+    task = json.loads(await rec.timed("next", conn.call("GET", "/api/next", headers)))
     if task["item_id"] is None:
         return False
     if read_s:
         await asyncio.sleep(read_s)
-    body = {"item_id": task["item_id"], "choice": random.choice("AB")}
-    done = (
-        await rec.timed("submit", client.post("/api/submit", json=body, headers=headers))
-    ).raise_for_status()
-    if done.json()["recorded"]:
+    body = json.dumps({"item_id": task["item_id"], "choice": random.choice("AB")}).encode()
+    posted = {**headers, "Content-Type": "application/json"}
+    done = json.loads(await rec.timed("submit", conn.call("POST", "/api/submit", posted, body)))
+    if done["recorded"]:
         rec.submitted.append((task["item_id"], token))
     return True
 
 
-async def per_call(client: httpx.AsyncClient, token: str, rounds: int) -> Recorder:
-    """The label page (through a web session), next and submit, one annotator alone."""
+async def per_call(conn: InProcess | Loopback, token: str, session: str, rounds: int) -> Recorder:
+    """The label page (with a web session's cookie), next and submit, one annotator alone."""
     rec = Recorder()
-    login = await client.get("/login")
-    nonce = login.text.split('name="nonce" value="', 1)[1].split('"', 1)[0]
-    await client.post("/login", data={"token": token, "nonce": nonce})
+    cookie = {"Cookie": f"{SESSION_COOKIE}={session}"}
     for _ in range(rounds):
-        (await rec.timed("page", client.get("/"))).raise_for_status()
-        if not await one_label(client, token, rec):
+        await rec.timed("page", conn.call("GET", "/", cookie))
+        if not await one_label(conn, token, rec):
             break
     return rec
 
 
-async def human_pace(url: str, tokens: list[str], duration: float, seed: int) -> Recorder:
+async def human_pace(port: int, tokens: list[str], duration: float, seed: int) -> Recorder:
     rng = random.Random(seed)
     rec = Recorder()
     deadline = time.monotonic() + duration
 
     async def person(token: str) -> None:
+        conn = Loopback(port)  # one connection per person, kept open like a browser tab's
         await asyncio.sleep(rng.uniform(0, 6))  # people do not all start on the same second
-        while time.monotonic() < deadline:
-            if not await one_label(client, token, rec, read_s=rng.uniform(2, 6)):
-                return
+        try:
+            while time.monotonic() < deadline:
+                if not await one_label(conn, token, rec, read_s=rng.uniform(2, 6)):
+                    return
+        finally:
+            conn.close()
 
-    limits = httpx.Limits(max_connections=len(tokens) + 4)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        await asyncio.gather(*(person(t) for t in tokens))
+    await asyncio.gather(*(person(t) for t in tokens))
     return rec
 
 
-async def poisson(url: str, tokens: list[str], rate: float, seconds: float, seed: int) -> Recorder:
+async def poisson(port: int, tokens: list[str], rate: float, seconds: float, seed: int) -> Recorder:
     """Open-loop arrivals at ``rate`` labels/s, each by a free annotator; bounded by ``seconds``."""
     rng = random.Random(seed)
     rec = Recorder()
     free = list(tokens)
+    conns = {t: Loopback(port) for t in tokens}
     tasks: list[asyncio.Task] = []
 
     async def arrival(token: str) -> None:
         try:
-            await one_label(client, token, rec)
-        except httpx.HTTPError:
-            rec.errors += 1
+            await one_label(conns[token], token, rec)
+        except (CallFailed, OSError, asyncio.IncompleteReadError) as exc:
+            rec.errors[type(exc).__name__ + ": " + str(exc)[:60]] += 1
+            conns[token].close()
+            conns[token] = Loopback(port)
         finally:
             free.append(token)
 
-    limits = httpx.Limits(max_connections=len(tokens) + 4)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        start = time.monotonic()
-        next_at = start
-        while next_at < start + seconds:
-            next_at += rng.expovariate(rate)  # arrival times fixed in advance: open loop
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            if free:  # an arrival with every annotator busy is shed, not queued on the client
-                tasks.append(asyncio.create_task(arrival(free.pop(rng.randrange(len(free))))))
-        await asyncio.gather(*tasks)
+    start = time.monotonic()
+    next_at = start
+    while next_at < start + seconds:
+        next_at += rng.expovariate(rate)  # arrival times fixed in advance: open loop
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        if free:  # an arrival with every annotator busy is shed, not queued on the client
+            tasks.append(asyncio.create_task(arrival(free.pop(rng.randrange(len(free))))))
+    await asyncio.gather(*tasks)
+    for conn in conns.values():
+        conn.close()
     return rec
 
 
@@ -282,6 +361,11 @@ def row(name: str, rec: Recorder, base: Recorder | None = None) -> str:
 def p95_label(rec: Recorder) -> float:
     """p95 of the calls one label takes (next and submit), in ms."""
     return ms(rec.calls["next"] + rec.calls["submit"], 95)
+
+
+def saturation(rates: list[float], sweep: list[Recorder]) -> float | None:
+    """The first rate whose p95 per label call passed 100 ms."""
+    return next((rate for rate, rec in zip(rates, sweep, strict=True) if p95_label(rec) > 100), None)
 
 
 def check_stored(queue: Queue, tokens: list[str], recorders: list[Recorder]) -> tuple[int, int, int]:
@@ -317,6 +401,79 @@ def profile_summary(path: Path, labels: int) -> list[str]:
     return lines
 
 
+def run(args: argparse.Namespace, rates: list[float], items: int) -> tuple[list[Recorder], list[str]]:
+    """Every measurement, in order: in-process, loopback, people, the sweep (and the profile)."""
+    pool = 400  # saturation annotators: enough that arrivals are rarely shed
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "store"
+        _, queue, tokens = build_store(root, items, 2 + args.annotators + pool)
+        solo, solo_net, people, crowd = tokens[0], tokens[1], tokens[2 : 2 + args.annotators], tokens[-pool:]
+        sessions = [queue.open_session(t)[1] for t in (solo, solo_net)]  # as after a login
+        app = create_app(queue, dataset=DATASET)
+
+        async def in_process() -> Recorder:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+                return await per_call(InProcess(client), solo, sessions[0], args.rounds)
+
+        async def loopback(port: int) -> Recorder:
+            conn = Loopback(port)
+            try:
+                return await per_call(conn, solo_net, sessions[1], args.rounds)
+            finally:
+                conn.close()
+
+        recorders = [measured(None, in_process())]
+        with server_process(root) as (port, pid):
+            recorders.append(measured(pid, loopback(port)))
+            recorders.append(measured(pid, human_pace(port, people, args.duration, args.seed)))
+            for rate in rates:
+                recorders.append(measured(pid, poisson(port, crowd, rate, args.rate_seconds, args.seed)))
+        profile_lines: list[str] = []
+        if args.profile:
+            out = Path(tmp) / "server.prof"
+            rate = saturation(rates, recorders[3:]) or rates[-1]
+            with server_process(root, out) as (port, pid):
+                prof = measured(pid, poisson(port, crowd, rate, args.rate_seconds, args.seed + 1))
+            recorders.append(prof)
+            profile_lines = [
+                f"  profiled at {rate:.0f} labels/s:",
+                *profile_summary(out, len(prof.submitted)),
+            ]
+        expected, lost, duplicated = check_stored(queue, tokens, recorders)
+    stored = f"  labels stored: {expected - lost} of {expected}; lost {lost}, duplicated {duplicated}"
+    return recorders, [stored, *profile_lines] if not (lost or duplicated) else [stored, "LOST"]
+
+
+def report(args: argparse.Namespace, rates: list[float], items: int, recorders: list[Recorder]) -> None:
+    inproc, net, human, *sweep = recorders[: 3 + len(rates)]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"annotation_load: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
+        f"load average {load}; {items} items, k=2"
+    )
+    print("  p50 / p95 ms per call (p95 x the 1-annotator loopback figure)")
+    print(f"  {'':<36}{'page':>22}{'next':>22}{'submit':>22}")
+    print(row("1 annotator, in-process (ASGI)", inproc))
+    print(row("1 annotator, loopback (baseline)", net))
+    print(row(f"{args.annotators} people at 2-6 s/label, {args.duration:.0f} s", human, net))
+    for rate, rec in zip(rates, sweep, strict=True):
+        print(row(f"open loop {rate:.0f}/s (did {len(rec.submitted) / args.rate_seconds:.0f}/s)", rec, net))
+    print("  server CPU per label (ms; for 1 annotator the label page too) and busy share of one core:")
+    named = [("1 annotator, loopback", net), ("people", human)]
+    named += [(f"open loop {rate:.0f}/s", rec) for rate, rec in zip(rates, sweep, strict=True)]
+    for name, rec in named:
+        cost, busy = 1000 * rec.server_cpu / max(1, len(rec.submitted)), 100 * rec.server_cpu / rec.wall
+        print(f"    {name:<34}{cost:6.2f} ms/label, {busy:3.0f}% busy; client {rec.client_cpu:.1f} s CPU")
+    errors = sum((r.errors for r in recorders), Counter())
+    print(f"  failed calls: {sum(errors.values())}" + "".join(f"\n    {n} x {e}" for e, n in errors.items()))
+    crossed = saturation(rates, sweep)
+    print(
+        "  saturation: p95 crosses 100 ms at "
+        + (f"~{crossed:.0f} labels/s" if crossed else f"none of the rates tried (max {max(rates):.0f}/s)")
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--annotators", type=int, default=50)
@@ -334,77 +491,11 @@ def main() -> None:
         serve(args.serve, args.port, args.profile_out)
         return
     rates = [float(r) for r in args.rates.split(",")]
-    pool = 400  # saturation annotators: enough that arrivals are rarely shed
     items = args.rounds * 2 + int(sum(rates) * args.rate_seconds * 2) + args.annotators * int(args.duration)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "store"
-        _, queue, tokens = build_store(root, items, 2 + args.annotators + pool)
-        solo, solo_net, people, crowd = tokens[0], tokens[1], tokens[2 : 2 + args.annotators], tokens[-pool:]
-        app = create_app(queue, dataset=DATASET)
-
-        async def in_process() -> Recorder:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-                return await per_call(client, solo, args.rounds)
-
-        recorders = [measured(None, in_process())]
-        sweep: list[tuple[float, Recorder]] = []
-        with server_process(root) as (url, pid):
-
-            async def loopback() -> Recorder:
-                async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-                    return await per_call(client, solo_net, args.rounds)
-
-            recorders.append(measured(pid, loopback()))
-            recorders.append(measured(pid, human_pace(url, people, args.duration, args.seed)))
-            for rate in rates:
-                sweep.append((rate, measured(pid, poisson(url, crowd, rate, args.rate_seconds, args.seed))))
-                recorders.append(sweep[-1][1])
-        crossed = next(
-            (rate for rate, rec in sweep if ms(rec.calls["next"] + rec.calls["submit"], 95) > 100), None
-        )
-        profile_lines: list[str] = []
-        if args.profile:
-            out = Path(tmp) / "server.prof"
-            with server_process(root, out) as (url, pid):
-                rate = crossed or rates[-1]
-                prof = measured(pid, poisson(url, crowd, rate, args.rate_seconds, args.seed + 1))
-                recorders.append(prof)
-            profile_lines = [
-                f"  profiled at {rate:.0f} labels/s:",
-                *profile_summary(out, len(prof.submitted)),
-            ]
-        expected, lost, duplicated = check_stored(queue, tokens, recorders)
-
-    inproc, net, human = recorders[:3]
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(
-        f"annotation_load: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, load average {load}; "
-        f"{items} items, k=2"
-    )
-    print("  p50 / p95 ms per call (p95 x the 1-annotator loopback figure)")
-    print(f"  {'':<36}{'page':>22}{'next':>22}{'submit':>22}")
-    print(row("1 annotator, in-process (ASGI)", inproc))
-    print(row("1 annotator, loopback (baseline)", net))
-    print(row(f"{args.annotators} people at 2-6 s/label, {args.duration:.0f} s", human, net))
-    for rate, rec in sweep:
-        print(row(f"open loop {rate:.0f}/s (did {len(rec.submitted) / args.rate_seconds:.0f}/s)", rec, net))
-    print("  server CPU per label (ms; for 1 annotator the label page too) and busy share of one core:")
-    for name, rec in [("1 annotator, loopback", net), ("people", human)] + [
-        (f"open loop {rate:.0f}/s", rec) for rate, rec in sweep
-    ]:
-        cost, busy = 1000 * rec.server_cpu / max(1, len(rec.submitted)), 100 * rec.server_cpu / rec.wall
-        print(f"    {name:<34}{cost:6.2f} ms/label, {busy:3.0f}% busy; client {rec.client_cpu:.1f} s CPU")
-    print(f"  labels stored: {expected - lost} of {expected}; lost {lost}, duplicated {duplicated}")
-    errors = sum(r.errors for r in recorders)
-    print(f"  failed requests: {errors}")
-    print(
-        "  saturation: p95 crosses 100 ms at "
-        + (f"~{crossed:.0f} labels/s" if crossed else f"none of the rates tried (max {max(rates):.0f}/s)")
-    )
-    for line in profile_lines:
-        print(line)
-    if lost or duplicated:
+    recorders, lines = run(args, rates, items)
+    report(args, rates, items, recorders)
+    print("\n".join(lines))
+    if lines[-1] == "LOST":
         raise SystemExit("lost or duplicated labels")
 
 
