@@ -51,10 +51,7 @@ class Annotators(QueueDB):
         )
 
     def annotator_for_token(self, token: str) -> str:
-        with self._read() as db:
-            row = db.execute(
-                "SELECT name FROM annotators WHERE token_hash = ?", (hash_token(token),)
-            ).fetchone()
+        row = self._one("SELECT name FROM annotators WHERE token_hash = ?", (hash_token(token),))
         if row is None:
             raise AuthError("unknown token")
         return row["name"]
@@ -72,11 +69,10 @@ class Annotators(QueueDB):
 
     def session(self, session: str) -> tuple[str, str]:
         """(annotator, CSRF token) of a live session (sessions last ``SESSION_TTL_S``)."""
-        with self._read() as db:
-            row = db.execute(
-                "SELECT annotator, csrf FROM sessions WHERE id_hash = ? AND created > ?",
-                (hash_token(session), time.time() - SESSION_TTL_S),
-            ).fetchone()
+        row = self._one(
+            "SELECT annotator, csrf FROM sessions WHERE id_hash = ? AND created > ?",
+            (hash_token(session), time.time() - SESSION_TTL_S),
+        )
         if row is None:
             raise AuthError("no such session")
         return row["annotator"], row["csrf"]

@@ -3,9 +3,12 @@
 One SQLite file (WAL) per dataset, beside its versions. Tables: ``items`` (what needs
 labels, with the item as JSON), ``annotators`` (token stored as a SHA-256 hash),
 ``assignments`` (who was shown what, in which A/B order), ``responses`` (one per item
-and annotator, whatever UI it came from), ``sessions`` (web logins) and ``synced``
-(versions whose routed items are queued). Every write runs in one ``BEGIN IMMEDIATE``
-transaction, so 50 annotators asking for work at once never get the same slot twice.
+and annotator, whatever UI it came from), ``sessions`` (web logins), ``synced``
+(versions whose routed items are queued) and ``totals`` (queue-wide progress, one row kept
+by triggers). Every write runs in one ``BEGIN IMMEDIATE`` transaction, so 50 annotators
+asking for work at once never get the same slot twice. Every query a web request makes
+is answered from an index (no scan of the queue), which keeps a call well under a
+millisecond of SQLite time however many items are queued.
 """
 
 from __future__ import annotations
@@ -59,12 +62,47 @@ CREATE TABLE IF NOT EXISTS sessions (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS synced (version TEXT PRIMARY KEY, items INTEGER NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS responses_annotator ON responses(annotator);
+-- one annotator's answers (covering: "how many left for me" reads no table rows)
+DROP INDEX IF EXISTS responses_annotator;
+CREATE INDEX IF NOT EXISTS responses_mine ON responses(annotator, item_id);
 -- the pool: items still short of labels, in queue order (small however many items fill up)
 CREATE INDEX IF NOT EXISTS items_open ON items(seq) WHERE filled < k;
+CREATE INDEX IF NOT EXISTS items_open_ids ON items(id) WHERE filled < k;  -- "is it open?" from the index
 CREATE INDEX IF NOT EXISTS assignments_open ON assignments(item_id) WHERE state = 'open';
 CREATE INDEX IF NOT EXISTS assignments_stale ON assignments(assigned) WHERE state = 'open';
+-- one annotator's open task and skips, without a scan of everyone's assignments
+CREATE INDEX IF NOT EXISTS assignments_mine ON assignments(annotator, state, assigned, item_id);
+-- Queue-wide progress, kept by triggers in the same transaction as every change to items, so
+-- showing it costs one row read instead of a scan of the whole queue on every page and call.
+CREATE TABLE IF NOT EXISTS totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    items INTEGER NOT NULL,
+    complete INTEGER NOT NULL,         -- items with filled >= k
+    slots INTEGER NOT NULL,            -- SUM(k)
+    filled INTEGER NOT NULL            -- SUM(MIN(filled, k))
+);
+INSERT OR IGNORE INTO totals (id, items, complete, slots, filled)  -- once, for files made before it
+    SELECT 1, COUNT(*), COALESCE(SUM(filled >= k), 0), COALESCE(SUM(k), 0),
+           COALESCE(SUM(MIN(filled, k)), 0) FROM items;
+CREATE TRIGGER IF NOT EXISTS totals_item_added AFTER INSERT ON items BEGIN
+    UPDATE totals SET items = items + 1, complete = complete + (new.filled >= new.k),
+        slots = slots + new.k, filled = filled + MIN(new.filled, new.k) WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_item_filled AFTER UPDATE OF filled, k ON items BEGIN
+    UPDATE totals SET complete = complete + (new.filled >= new.k) - (old.filled >= old.k),
+        slots = slots + new.k - old.k,
+        filled = filled + MIN(new.filled, new.k) - MIN(old.filled, old.k) WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS totals_item_removed AFTER DELETE ON items BEGIN
+    UPDATE totals SET items = items - 1, complete = complete - (old.filled >= old.k),
+        slots = slots - old.k, filled = filled - MIN(old.filled, old.k) WHERE id = 1;
+END;
 """
+PATIENCE_S = 30.0  # how long a write waits for the write lock, unless its thread says otherwise
+
+
+class Busy(Exception):
+    """The write lock was not free within this thread's patience; nothing was written."""
 
 
 class QueueDB:
@@ -81,34 +119,55 @@ class QueueDB:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = self._connect()
         db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(_SCHEMA)
+        # One transaction: the totals table, its first count and its triggers appear together.
+        db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # Statements are compiled once per connection and reused (the module's statement
+            # cache), so the connection is kept for the thread's life.
+            db = sqlite3.connect(self.path, timeout=PATIENCE_S, isolation_level=None, cached_statements=256)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA foreign_keys=ON")
             # With WAL, NORMAL keeps the database consistent on a crash; only a power cut
             # can lose the last transactions, and it corrupts nothing.
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
+            self._local.patience = PATIENCE_S
         return db
+
+    def set_patience(self, seconds: float) -> None:
+        """How long this thread's writes wait for the write lock (this process's and
+        SQLite's) before raising :class:`Busy`. The web server's event loop waits briefly
+        and hands a blocked write to a worker thread, which waits the full ``PATIENCE_S``."""
+        db = self._connect()
+        if self._local.patience != seconds:  # asked on every call from the loop: cheap when set
+            db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+            self._local.patience = seconds
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; the write lock is taken up front so readers of the
         pool cannot race each other between their SELECT and their INSERT."""
         db = self._connect()
-        with self._write_lock:
+        if not self._write_lock.acquire(timeout=self._local.patience):
+            raise Busy(f"{self.path}: another writer in this process held the lock")
+        try:
             try:
                 db.execute("BEGIN IMMEDIATE")
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise Busy(f"{self.path}: {exc}") from exc  # locked past the busy timeout
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            self._write_lock.release()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -119,3 +178,7 @@ class QueueDB:
             yield db
         finally:
             db.execute("COMMIT")
+
+    def _one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        """One row of one SELECT: a single statement is its own snapshot, so no BEGIN/COMMIT."""
+        return self._connect().execute(sql, params).fetchone()

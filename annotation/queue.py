@@ -38,7 +38,8 @@ STALE_AFTER_S = 30 * 60  # an assignment nobody answered for this long goes back
 QUEUE_FILE = "annotation.sqlite"
 
 # The open pool for annotator :who — items still short of labels that :who has neither
-# answered nor skipped. Both "what next?" and "how many are left for me?" ask this.
+# answered nor skipped. "What next?" walks it in queue order; "how many are left for me?"
+# counts it as its complement (open items less the ones :who answered or skipped).
 OPEN_POOL = """
     i.filled < i.k
     AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.item_id = i.id AND r.annotator = :who)
@@ -110,15 +111,14 @@ class Queue(Annotators):
         rows = table.to_pylist()
         with self._write() as db:
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
-            before = db.total_changes
-            db.executemany(
+            cur = db.executemany(
                 "INSERT OR IGNORE INTO items (id, seq, kind, source, k, item, added) VALUES (?,?,?,?,?,?,?)",
                 [
                     (row["id"], seq + i + 1, kind, source, k, json.dumps(row, default=str), now)
                     for i, row in enumerate(rows)
                 ],
             )
-            return db.total_changes - before
+            return cur.rowcount  # rows inserted (total_changes would count the totals trigger too)
 
     def items(self) -> list[dict[str, Any]]:
         with self._read() as db:
@@ -252,23 +252,23 @@ class Queue(Annotators):
 
     def progress(self, annotator: str | None = None) -> dict[str, int]:
         """Queue-wide slots filled, and (given an annotator) their own count and what is
-        left for them."""
-        with self._read() as db:
-            items, complete, slots, filled = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(filled >= k), 0), COALESCE(SUM(k), 0), "
-                "COALESCE(SUM(MIN(filled, k)), 0) FROM items"
-            ).fetchone()
-            out = {"items": items, "complete": complete, "slots": slots, "filled": filled}
-            if annotator is not None:
-                mine = db.execute(
-                    "SELECT COUNT(*) FROM responses WHERE annotator = ?", (annotator,)
-                ).fetchone()[0]
-                left = db.execute(
-                    f"SELECT COUNT(*) FROM items i INDEXED BY items_open WHERE {OPEN_POOL}",
-                    {"who": annotator},
-                ).fetchone()[0]
-                out |= {"mine": mine, "left_for_me": left}
-            return out
+        left for them. One statement, no scan of the queue: the totals are kept by triggers;
+        what is left is the open items less those this annotator answered or skipped
+        (the complement of ``OPEN_POOL``, read from covering indexes of their own rows)."""
+        if annotator is None:
+            t = self._one("SELECT items, complete, slots, filled FROM totals")
+            return {"items": t[0], "complete": t[1], "slots": t[2], "filled": t[3]}
+        t = self._one(
+            """SELECT items, complete, slots, filled,
+                (SELECT COUNT(*) FROM responses WHERE annotator = :who),
+                (SELECT COUNT(*) FROM items INDEXED BY items_open_ids WHERE filled < k AND id IN (
+                    SELECT item_id FROM responses WHERE annotator = :who UNION
+                    SELECT item_id FROM assignments WHERE annotator = :who AND state = 'skipped'))
+            FROM totals""",
+            {"who": annotator},
+        )
+        out = {"items": t[0], "complete": t[1], "slots": t[2], "filled": t[3]}
+        return out | {"mine": t[4], "left_for_me": t[0] - t[1] - t[5]}
 
 
 def _insert_response(db: sqlite3.Connection, r: Response) -> bool:

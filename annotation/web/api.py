@@ -1,10 +1,16 @@
-"""The JSON API beside the pages: next item, submit, skip, status (and its OpenAPI document)."""
+"""The JSON API beside the pages: next item, submit, skip, status (and its OpenAPI document).
+
+The models below document the API (OpenAPI); the hot routes build their answers from
+values the queue already checked and return them as ``JSONResponse``, which FastAPI sends
+as is instead of validating the dict against the model again on every call.
+"""
 
 # No `from __future__ import annotations`: FastAPI reads the route annotations at runtime.
 
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from annotation.web.deps import State, Who, check_csrf
@@ -55,38 +61,40 @@ class SubmitOut(BaseModel):
 
 
 @router.get("/next", response_model=TaskOut)
-def api_next(state: State, who: Who) -> dict[str, Any]:
+async def api_next(state: State, who: Who) -> JSONResponse:
     """This annotator's current item (A/B in their own random order), or ``item_id: null``."""
-    task = state.next_task(who.name)
+    task = await state.next_task(who.name)
     progress = state.queue.progress(who.name)
     if task is None:
-        return {"item_id": None, "progress": progress}
+        return JSONResponse({"item_id": None, "progress": progress})
     shown = {k: v for k, v in view(task).items() if k != "choices"}
-    return {**shown, "progress": progress}
+    return JSONResponse({**shown, "progress": progress})
 
 
 @router.post("/submit", response_model=SubmitOut)
-def api_submit(request: Request, state: State, who: Who, body: SubmitIn) -> dict[str, Any]:
+async def api_submit(request: Request, state: State, who: Who, body: SubmitIn) -> JSONResponse:
     """Answer an item you were given: A better, B better, tie or both bad."""
     check_csrf(who, request.headers.get("x-csrf-token"))
-    recorded = state.queue.submit(who.name, body.item_id, body.choice, flags=body.flags, note=body.note)
-    return {"recorded": recorded, "progress": state.queue.progress(who.name)}
+    recorded = await state.call(
+        state.queue.submit, who.name, body.item_id, body.choice, flags=body.flags, note=body.note
+    )
+    return JSONResponse({"recorded": recorded, "progress": state.queue.progress(who.name)})
 
 
 @router.post("/skip")
-def api_skip(request: Request, state: State, who: Who, body: SkipIn) -> dict[str, str]:
+async def api_skip(request: Request, state: State, who: Who, body: SkipIn) -> dict[str, str]:
     """Give an item back; you will not be shown it again."""
     check_csrf(who, request.headers.get("x-csrf-token"))
-    state.queue.skip(who.name, body.item_id)
+    await state.call(state.queue.skip, who.name, body.item_id)
     return {"skipped": body.item_id}
 
 
 @router.get("/status", response_model=Progress)
-def api_status(state: State, who: Who) -> dict[str, int]:
+async def api_status(state: State, who: Who) -> dict[str, int]:
     """Queue-wide progress and your own."""
     return state.queue.progress(who.name)
 
 
 @router.get("/openapi.json", include_in_schema=False)
-def openapi(request: Request, who: Who) -> dict[str, Any]:
+async def openapi(request: Request, who: Who) -> dict[str, Any]:
     return request.app.openapi()

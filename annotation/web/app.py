@@ -6,6 +6,7 @@ cookie or a bearer token.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from annotation.db import Busy
 from annotation.queue import Queue
 from annotation.web import api, pages
 from annotation.web.deps import CSRFError, LoginRequired, ServerState
@@ -46,7 +48,7 @@ def create_app(
     app.state.server = ServerState(
         queue=queue,
         dataset=dataset,
-        templates=Jinja2Templates(directory=HERE / "templates"),
+        templates=_templates(),
         secure_cookies=secure_cookies,
         sync=sync,
         sync_every_s=sync_every_s,
@@ -59,7 +61,21 @@ def create_app(
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(CSRFError, _csrf)
     app.add_exception_handler(QueueError, _bad_input)
+    app.add_exception_handler(Busy, _busy)
     return app
+
+
+def _templates() -> Jinja2Templates:
+    """Templates compiled once: no file checks per render (they change only with the code).
+    Static assets are linked with a hash of their content, so browsers may cache them
+    (``security.STATIC_CACHE``) and still fetch a changed file at once."""
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.auto_reload = False
+    digest = hashlib.sha256()
+    for path in sorted((HERE / "static").iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    templates.env.globals["static_version"] = digest.hexdigest()[:12]
+    return templates
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
@@ -74,3 +90,8 @@ async def _csrf(request: Request, exc: Exception) -> Response:
 
 async def _bad_input(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+async def _busy(request: Request, exc: Exception) -> Response:
+    # Another process held the queue's write lock past SQLite's timeout: nothing was written.
+    return JSONResponse({"detail": "the queue is busy; try again"}, status_code=503)

@@ -1,4 +1,6 @@
-"""The server-rendered pages (Jinja2, autoescaped): login, the labeling page, its forms."""
+"""The server-rendered pages (Jinja2, autoescaped): login, the labeling page, its forms.
+
+Routes are ``async def`` and call the queue on the event loop (see ``deps``)."""
 
 # No `from __future__ import annotations`: FastAPI reads the route annotations at runtime.
 
@@ -16,7 +18,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, state: State, error: str = "") -> Response:
+async def login_page(request: Request, state: State, error: str = "") -> Response:
     nonce = secrets.token_urlsafe(16)
     page = state.templates.TemplateResponse(
         request, "login.html", {"dataset": state.dataset, "nonce": nonce, "error": error}
@@ -26,14 +28,14 @@ def login_page(request: Request, state: State, error: str = "") -> Response:
 
 
 @router.post("/login")
-def login(
+async def login(
     request: Request, state: State, token: Annotated[str, Form()], nonce: Annotated[str, Form()]
 ) -> Response:
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not (expected and secrets.compare_digest(expected, nonce)):
         raise CSRFError
     try:
-        _, session, _ = state.queue.open_session(token.strip())
+        _, session, _ = await state.call(state.queue.open_session, token.strip())
     except AuthError:
         return RedirectResponse("/login?error=unknown+token", status_code=303)
     page = RedirectResponse("/", status_code=303)
@@ -43,17 +45,17 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, state: State, who: Who, csrf: Annotated[str, Form()] = "") -> Response:
+async def logout(request: Request, state: State, who: Who, csrf: Annotated[str, Form()] = "") -> Response:
     check_csrf(who, csrf)
-    state.queue.close_session(request.cookies.get(SESSION_COOKIE, ""))
+    await state.call(state.queue.close_session, request.cookies.get(SESSION_COOKIE, ""))
     page = RedirectResponse("/login", status_code=303)
     page.delete_cookie(SESSION_COOKIE)
     return page
 
 
 @router.get("/", response_class=HTMLResponse)
-def label_page(request: Request, state: State, who: Who) -> Response:
-    task = state.next_task(who.name)
+async def label_page(request: Request, state: State, who: Who) -> Response:
+    task = await state.next_task(who.name)
     context = {
         "dataset": state.dataset,
         "annotator": who.name,
@@ -67,7 +69,7 @@ def label_page(request: Request, state: State, who: Who) -> Response:
 
 
 @router.post("/submit")
-def submit_form(
+async def submit_form(
     state: State,
     who: Who,
     item_id: Annotated[str, Form()],
@@ -77,16 +79,16 @@ def submit_form(
     note: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     check_csrf(who, csrf)
-    state.queue.submit(who.name, item_id, choice, flags=flags or [], note=note)
+    await state.call(state.queue.submit, who.name, item_id, choice, flags=flags or [], note=note)
     return RedirectResponse("/", status_code=303)
 
 
 @router.post("/skip")
-def skip_form(
+async def skip_form(
     state: State, who: Who, item_id: Annotated[str, Form()], csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(who, csrf)
-    state.queue.skip(who.name, item_id)
+    await state.call(state.queue.skip, who.name, item_id)
     return RedirectResponse("/", status_code=303)
 
 

@@ -1,5 +1,6 @@
 """Two pure ASGI middlewares (cheaper than ``@app.middleware``): security headers on every
-response, and a body-size guard that answers before a request body is read.
+response (pages and API answers are never cached; static assets, linked by a hash of their
+content, are), and a body-size guard that answers before a request body is read.
 
 The guard checks authentication first (an anonymous POST gets 401 whatever its size, and
 its body is never read), then the declared ``Content-Length``, then counts the bytes of a
@@ -13,7 +14,7 @@ from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 
-from annotation.web.deps import identify
+from annotation.web.deps import USER_KEY, identify
 from annotation.web.limits import DEFAULT_MAX_BODY
 
 SECURITY_HEADERS = {
@@ -25,6 +26,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 ANONYMOUS_POSTS = {"/login"}  # the only POST that comes before a session
+# Static files are linked as /static/NAME?v=<content hash>: a day in the cache is safe, and
+# StaticFiles still answers a revalidation with 304 (ETag, Last-Modified).
+STATIC_CACHE = "public, max-age=86400"
 
 
 class SecurityHeaders:
@@ -35,13 +39,14 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cache = STATIC_CACHE if scope["path"].startswith("/static/") else "no-store"
 
         async def with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers[name] = value
-                headers.setdefault("Cache-Control", "no-store")
+                headers.setdefault("Cache-Control", cache)
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -94,7 +99,10 @@ class BodyLimit:
     @staticmethod
     def _known(scope: dict[str, Any], headers: Headers) -> bool:
         state = getattr(scope["app"].state, "server", None)
-        return state is not None and identify(state.queue, headers) is not None
+        who = identify(state.queue, headers) if state is not None else None
+        if who is not None:  # the route's own dependency reads it instead of looking it up again
+            scope.setdefault("state", {})[USER_KEY] = who
+        return who is not None
 
 
 async def _reply(send: Any, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
