@@ -73,20 +73,26 @@ class Funnel:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self, stage: str, entered: int, result: StageResult) -> None:
-        kept, dropped = result.kept.height, result.dropped.height
+        self.record_counts(stage, entered, result.kept.height, result.dropped, result.report)
+
+    def record_counts(
+        self, stage: str, entered: int, kept: int, dropped_rows: pl.DataFrame, report: dict[str, Any]
+    ) -> None:
+        """:meth:`record` for an engine that holds the kept rows elsewhere and knows only their count."""
+        dropped = dropped_rows.height
         if entered != kept + dropped:
             raise RowAccountingError(
                 f"stage {stage!r}: {entered} rows in, {kept} kept + {dropped} dropped = {kept + dropped}"
             )
-        reasons = Counter(result.dropped["drop_reason"].to_list()) if dropped else Counter()
+        reasons = Counter(dropped_rows["drop_reason"].to_list()) if dropped else Counter()
         step: dict[str, Any] = {
             "stage": stage,
             "in": entered,
             "out": kept,
             "dropped": dict(sorted(reasons.items())),
         }
-        if result.report:
-            step["report"] = result.report
+        if report:
+            step["report"] = report
         self.steps.append(step)
 
     def add(

@@ -37,6 +37,7 @@ OPTIONAL_EXTRAS = {
     "scipy": "web",
     "argilla": "argilla",
     "torch": "train",
+    "ray": "ray",
     "transformers": "train",
     "peft": "train",
 }

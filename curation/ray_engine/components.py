@@ -1,0 +1,50 @@
+"""Connected components of a pair list too large for the driver: iterated min-label propagation.
+
+Every row in a pair starts as its own label; each round, every row takes the smallest label among
+itself and its neighbours (a join of the edges with the labels, then a group-by on the row), until
+no label changes. A component ends labelled by its smallest row, as :func:`curation.minhash.clusters`
+labels it; rounds grow with the longest chain of a component, not with the data.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+import ray.data
+
+from curation.ray_engine.frames import ROW, arrow, map_blocks, polars
+
+LABEL = "_label"
+
+
+def propagate_labels(edges: ray.data.Dataset, partitions: int, max_rounds: int = 10_000) -> ray.data.Dataset:
+    """(``_row``, ``_label``) of every row in ``edges`` (columns ``a``, ``b``)."""
+    both_ways = map_blocks(edges, _both_ways).materialize()
+    labels = _min_by_row(map_blocks(both_ways, _self_labels)).materialize()
+    for _ in range(max_rounds):
+        offers = both_ways.join(labels.rename_columns({ROW: "u"}), "inner", partitions, on=("u",))
+        offers = offers.select_columns(["v", LABEL]).rename_columns({"v": ROW})
+        updated = _min_by_row(offers.union(labels)).materialize()
+        changed = updated.join(labels.rename_columns({LABEL: "_old"}), "inner", partitions, on=(ROW,))
+        if map_blocks(changed, _changed).count() == 0:
+            return updated
+        labels = updated
+    raise RuntimeError(f"min-label propagation did not settle in {max_rounds} rounds")
+
+
+def _both_ways(table: pa.Table) -> pa.Table:
+    frame = polars(table)
+    forward = frame.select(u=pl.col("a"), v=pl.col("b"))
+    return arrow(pl.concat([forward, frame.select(u=pl.col("b"), v=pl.col("a"))]))
+
+
+def _self_labels(table: pa.Table) -> pa.Table:
+    return arrow(polars(table).select(pl.col("u").alias(ROW), pl.col("u").alias(LABEL)))
+
+
+def _min_by_row(ds: ray.data.Dataset) -> ray.data.Dataset:
+    return ds.groupby(ROW).min(LABEL).rename_columns({f"min({LABEL})": LABEL})
+
+
+def _changed(table: pa.Table) -> pa.Table:
+    return arrow(polars(table).filter(pl.col(LABEL) != pl.col("_old")))
