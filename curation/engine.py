@@ -90,8 +90,6 @@ def open_engine(spec: EngineSpec, progress: Callable[[str, int], None] | None = 
     except ModuleNotFoundError as exc:
         if exc.name != "ray":
             raise
-        raise ModuleNotFoundError(
-            "--engine ray needs Ray: pip install 'traitdose[ray]'", name="ray"
-        ) from exc
+        raise ModuleNotFoundError("--engine ray needs Ray: pip install 'traitdose[ray]'", name="ray") from exc
     with ray_engine(spec, progress) as engine:
         yield engine

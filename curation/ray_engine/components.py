@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow as pa
 import ray.data
 
+from curation.ray_engine.cogroup import cogroup
 from curation.ray_engine.frames import ROW, arrow, map_blocks, polars
 
 LABEL = "_label"
@@ -22,14 +23,25 @@ def propagate_labels(edges: ray.data.Dataset, partitions: int, max_rounds: int =
     both_ways = map_blocks(edges, _both_ways).materialize()
     labels = _min_by_row(map_blocks(both_ways, _self_labels)).materialize()
     for _ in range(max_rounds):
-        offers = both_ways.join(labels.rename_columns({ROW: "u"}), "inner", partitions, on=("u",))
-        offers = offers.select_columns(["v", LABEL]).rename_columns({"v": ROW})
+        offers = cogroup(both_ways, labels, ("u", ROW), partitions, _offer)
         updated = _min_by_row(offers.union(labels)).materialize()
-        changed = updated.join(labels.rename_columns({LABEL: "_old"}), "inner", partitions, on=(ROW,))
-        if map_blocks(changed, _changed).count() == 0:
+        changed = cogroup(
+            updated, labels.rename_columns({ROW: "_was", LABEL: "_old"}), (ROW, "_was"), partitions, _changed
+        )
+        if changed.count() == 0:
             return updated
         labels = updated
     raise RuntimeError(f"min-label propagation did not settle in {max_rounds} rounds")
+
+
+def _offer(edges: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """Each row's label, offered to its neighbours."""
+    return edges.join(labels, left_on="u", right_on=ROW).select(pl.col("v").alias(ROW), LABEL)
+
+
+def _changed(new: pl.DataFrame, old: pl.DataFrame) -> pl.DataFrame:
+    joined = new.join(old, left_on=ROW, right_on="_was")
+    return joined.filter(pl.col(LABEL) != pl.col("_old")).select(ROW)
 
 
 def _both_ways(table: pa.Table) -> pa.Table:
@@ -44,7 +56,3 @@ def _self_labels(table: pa.Table) -> pa.Table:
 
 def _min_by_row(ds: ray.data.Dataset) -> ray.data.Dataset:
     return ds.groupby(ROW).min(LABEL).rename_columns({f"min({LABEL})": LABEL})
-
-
-def _changed(table: pa.Table) -> pa.Table:
-    return arrow(polars(table).filter(pl.col(LABEL) != pl.col("_old")))

@@ -25,6 +25,7 @@ import ray.data
 
 from curation.minhash import EMPTY, LSHIndex, _band_keys, _band_pairs, clusters, jaccard_estimate
 from curation.near_dedupe import NearDedupe, _keyed, _priority
+from curation.ray_engine.cogroup import cogroup
 from curation.ray_engine.components import propagate_labels
 from curation.ray_engine.frames import (
     DROP,
@@ -59,7 +60,9 @@ def near_dedupe(
     if n_ref:
         assert reference is not None
         ref_rows = reference.with_columns(pl.int_range(n, n + n_ref, dtype=pl.Int64).alias(ROW))
-        signed = signed.union(map_blocks(to_dataset(ref_rows, partitions), _sign, stage=shipped, reference=True))
+        signed = signed.union(
+            map_blocks(to_dataset(ref_rows, partitions), _sign, stage=shipped, reference=True)
+        )
     signed = signed.materialize()
 
     entries = map_blocks(signed, _entries, bands=index.bands, rows=index.rows, parts=partitions)
@@ -118,24 +121,28 @@ def _bucket_pairs(table: pa.Table) -> pa.Table:
         at = np.flatnonzero(band == b)
         found.append(rows[at][_band_pairs(keys[at], rank[at], np.ones(len(at), bool))])
     pairs = np.unique(np.concatenate(found), axis=0)
-    return pa.table({"a": pairs[:, 0].astype(np.int64), "b": pairs[:, 1].astype(np.int64)}, schema=PAIR_SCHEMA)
+    return pa.table(
+        {"a": pairs[:, 0].astype(np.int64), "b": pairs[:, 1].astype(np.int64)}, schema=PAIR_SCHEMA
+    )
 
 
 def _verify(
     candidates: ray.data.Dataset, signed: ray.data.Dataset, partitions: int, threshold: float, num_perm: int
 ) -> ray.data.Dataset:
-    """Candidate pairs joined with both signatures; those at or above ``threshold`` stay."""
-    sigs = signed.select_columns([ROW, "_sig"])
-    side_a = sigs.rename_columns({ROW: "a", "_sig": "_sig_a"})
-    side_b = sigs.rename_columns({ROW: "b", "_sig": "_sig_b"})
-    joined = candidates.join(side_a, "inner", partitions, on=("a",)).join(side_b, "inner", partitions, on=("b",))
-    return map_blocks(joined, _similar, threshold=threshold, num_perm=num_perm)
+    """Candidate pairs meet the signature of ``a``, then of ``b``; those at or above ``threshold`` stay."""
+    sigs = signed.select_columns([ROW, "_sig"]).materialize()
 
+    def with_a(pairs: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+        return pairs.join(rows.rename({ROW: "a", "_sig": "_sig_a"}), on="a")
 
-def _similar(table: pa.Table, threshold: float, num_perm: int) -> pa.Table:
-    a, b = sig_matrix(table["_sig_a"], num_perm), sig_matrix(table["_sig_b"], num_perm)
-    keep = jaccard_estimate(a, b) >= threshold
-    return table.select(["a", "b"]).filter(pa.array(keep)).cast(PAIR_SCHEMA)
+    def similar(pairs: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+        pairs = pairs.join(rows.rename({ROW: "b"}), on="b")
+        a = sig_matrix(pairs["_sig_a"].to_arrow(), num_perm)
+        b = sig_matrix(pairs["_sig"].to_arrow(), num_perm)
+        return pairs.select("a", "b").filter(pl.Series(jaccard_estimate(a, b) >= threshold))
+
+    half = cogroup(candidates.materialize(), sigs, ("a", ROW), partitions, with_a).materialize()
+    return cogroup(half, sigs, ("b", ROW), partitions, similar)
 
 
 def _driver_labels(edges: pl.DataFrame) -> pl.DataFrame:

@@ -20,9 +20,9 @@ import ray.data
 
 from curation.decontam import Decontaminate
 from curation.exact import ExactDedupe
+from curation.ray_engine.frames import ROW, arrow, map_blocks, marked, polars, shared
 from curation.shingles import TOKEN_SEED
 from curation.stage import StageResult
-from curation.ray_engine.frames import ROW, arrow, map_blocks, marked, polars, shared
 
 StageCall = Callable[[pl.DataFrame], StageResult]
 PART = "_part"
@@ -84,7 +84,8 @@ def merge_reports(stage: Any, reports: list[dict[str, Any]]) -> dict[str, Any]:
         limit = stage.config.examples
         return {
             "benchmarks": [
-                _merge_benchmark(parts, limit) for parts in zip(*(r["benchmarks"] for r in reports), strict=True)
+                _merge_benchmark(parts, limit)
+                for parts in zip(*(r["benchmarks"] for r in reports), strict=True)
             ]
         }
     if stage.name == "route":

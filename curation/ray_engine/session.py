@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import ray
 import ray.data
 from ray.data import DataContext
+from ray.data.context import ShuffleStrategy
 
 import curation
 from curation.ambiguity import RouteAmbiguous
@@ -57,6 +58,8 @@ def ray_engine(spec: EngineSpec, progress: Progress | None = None) -> Iterator[R
         )
     context = DataContext.get_current()
     context.enable_progress_bars = False
+    # The sort-based shuffle: hash-shuffle actors cost seconds per shuffle to start (see cogroup).
+    context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
     context.execution_options.preserve_order = True
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
