@@ -9,9 +9,19 @@ import typer
 from rich.table import Table
 
 from core.store import DEFAULT_STORE, Store
+from curation.engine import EngineSpec, choose_engine
 from recipes.runner import run_recipe
 from recipes.spec import builtin_recipes, find_recipe, load_recipe
-from traitdose.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
+from traitdose.console import (
+    EngineOpt,
+    PartitionsOpt,
+    RayAddressOpt,
+    StoreOpt,
+    clean_errors,
+    console,
+    funnel_table,
+    progress_bar,
+)
 
 app = typer.Typer(no_args_is_help=True)
 recipe_app = typer.Typer(help="Show or validate one recipe.", no_args_is_help=True)
@@ -58,16 +68,22 @@ def run(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N items.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the recipe's seed.")] = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
     """Run a recipe and write a new version of its dataset into the store."""
     recipe = load_recipe(name)
+    spec = EngineSpec(choose_engine(engine, recipe.curation.engine), ray_address, partitions)
     with progress_bar() as bar:
         task = bar.add_task(f"{recipe.name}: generating", total=None)
 
         def tick(stage: str, n: int) -> None:
             bar.update(task, description=f"{recipe.name}: {stage}", advance=n)
 
-        result = run_recipe(recipe, Store(store), seed=seed, traits=trait, limit=limit, progress=tick)
+        result = run_recipe(
+            recipe, Store(store), seed=seed, traits=trait, limit=limit, progress=tick, engine=spec
+        )
     console.print(funnel_table(result.funnel, title=f"{result.version.ref} funnel"))
     rows = result.version.manifest["rows"]
     console.print(

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from core.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
 from core.store import Store, Version
+from curation.engine import EngineSpec, choose_engine, open_engine
 from curation.near_dedupe import reference_items
 from curation.pipeline import curation_stages
 from curation.splits import assign_splits
@@ -50,8 +51,11 @@ def run_recipe(
     traits: list[str] | None = None,
     limit: int | None = None,
     progress: Progress | None = None,
+    engine: EngineSpec | None = None,
 ) -> RunResult:
+    """``engine``: where curation runs; default: ``TRAITDOSE_ENGINE``, else the recipe's, else local."""
     seed = recipe.seed if seed is None else seed
+    engine = engine or EngineSpec(choose_engine(None, recipe.curation.engine))
     chosen_traits = _select_traits(recipe, traits)
     recipe_hash = recipe.content_hash()
     tick = progress or (lambda stage, n: None)
@@ -71,8 +75,11 @@ def run_recipe(
             {"over_limit": len(source.rows) - limit},
         )
 
-    stages = llm_stages(recipe, llm, tick) + build_stages(recipe, store, tick)
-    items, dropped = run_stages(items, stages, funnel)
+    items, dropped = run_stages(items, llm_stages(recipe, llm, tick), funnel)
+    with open_engine(engine, tick) as curation:
+        items, curation_dropped = curation.run(items, build_stages(recipe, store, tick), funnel)
+        partitions = curation.partitions
+    dropped += curation_dropped
     tick("curated", items.height)
     items = assign_splits(items, recipe.test_fraction, seed)
     accepted = items.filter(pl.col("status") != "routed")
@@ -88,7 +95,9 @@ def run_recipe(
         funnel=funnel.steps,
         side=_side_tables(dropped, routed),
         files=_side_files(recipe, source),
-        meta=_meta(recipe, seed, chosen_traits) | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
+        meta=_meta(recipe, seed, chosen_traits)
+        | {"engine": engine.meta(partitions)}
+        | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
     )
     tick("written", items.height)
     return RunResult(version, funnel.steps, len(source.quarantine))

@@ -290,7 +290,8 @@ class Recipe(Spec):
 
     def content_hash(self) -> str:
         """Hash of the resolved recipe: same recipe, same hash (paths included)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        # Where curation runs changes no output (curation.engine), so it does not change the hash.
+        blob = json.dumps(self.model_dump(mode="json", exclude={"curation": {"engine"}}), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:

@@ -25,3 +25,24 @@ def write_recipe(folder: Path, text: str, name: str = "recipe.yaml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local 2-CPU Ray for every Ray test (starting one costs seconds); workers import this checkout."""
+    ray = pytest.importorskip(
+        "ray", reason="the Ray engine needs the ray extra: pip install 'traitdose[ray]'"
+    )
+    import logging
+    import os
+
+    paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}},
+    )
+    yield ray
+    ray.shutdown()
