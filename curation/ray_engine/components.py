@@ -1,4 +1,5 @@
-"""Connected components of a pair list too large for the driver: iterated min-label propagation.
+"""Clusters too large for the driver: components by iterated min-label propagation, then each
+group of whole clusters resolved on a worker by ``NearDedupe.resolve``.
 
 Every row in a pair starts as its own label; each round, every row takes the smallest label among
 itself and its neighbours (a join of the edges with the labels, then a group-by on the row), until
@@ -12,8 +13,19 @@ import polars as pl
 import pyarrow as pa
 import ray.data
 
+from curation.near_dedupe import NearDedupe
 from curation.ray_engine.cogroup import cogroup
-from curation.ray_engine.frames import ROW, arrow, map_blocks, polars
+from curation.ray_engine.frames import (
+    DROP,
+    REPORT,
+    ROW,
+    arrow,
+    map_blocks,
+    marked,
+    polars,
+    reports,
+    sig_matrix,
+)
 
 LABEL = "_label"
 
@@ -56,3 +68,46 @@ def _self_labels(table: pa.Table) -> pa.Table:
 
 def _min_by_row(ds: ray.data.Dataset) -> ray.data.Dataset:
     return ds.groupby(ROW).min(LABEL).rename_columns({f"min({LABEL})": LABEL})
+
+
+def resolve_on_workers(
+    stage: NearDedupe,
+    ds: ray.data.Dataset,
+    signed: ray.data.Dataset,
+    labels: ray.data.Dataset,
+    partitions: int,
+    num_perm: int,
+) -> tuple[ray.data.Dataset, dict[str, int]]:
+    """Marked blocks of ``ds`` and the summed ``resolve`` report; every shuffle keyed on row or label."""
+    labels = labels.materialize()
+    own = cogroup(ds.materialize(), labels, (ROW, ROW), partitions, _members).materialize()
+    keyed = cogroup(signed, labels, (ROW, ROW), partitions, _members).materialize()
+
+    def resolve(own: pl.DataFrame, keyed: pl.DataFrame) -> pl.DataFrame:
+        keyed = keyed.sort(pl.col("_ref").not_(), ROW)  # reference rows first, as locally
+        sigs = sig_matrix(keyed["_sig"].to_arrow(), num_perm)
+        result = stage.resolve(
+            own.sort(ROW).drop(LABEL),
+            keyed.drop("_sig"),
+            sigs,
+            keyed[LABEL].to_numpy(),
+            int(keyed["_ref"].sum()),
+        )
+        return polars(marked(result))
+
+    marks = cogroup(own, keyed, (LABEL, LABEL), partitions, resolve).materialize()
+    found = reports(marks)
+    resolved = {key: sum(r[key] for r in found) for key in ("clusters", "label_conflicts")}
+    return cogroup(ds, marks.drop_columns([REPORT]), (ROW, ROW), partitions, _replace), resolved
+
+
+def _members(rows: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    return rows.join(labels, on=ROW)
+
+
+def _replace(rows: pl.DataFrame, marks: pl.DataFrame) -> pl.DataFrame:
+    """Rows of a part, member rows replaced by their resolved rows, in input order."""
+    rest = rows.join(marks.select(ROW), on=ROW, how="anti").with_columns(
+        [pl.lit(None, pl.String).alias(c) for c in DROP]
+    )
+    return pl.concat([rest, marks.select(rest.columns)], how="vertical_relaxed").sort(ROW)

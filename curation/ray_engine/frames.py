@@ -94,3 +94,15 @@ def sig_matrix(column: pa.ChunkedArray | pa.Array, num_perm: int) -> np.ndarray:
 def map_blocks(ds: ray.data.Dataset, fn: Any, **kwargs: Any) -> ray.data.Dataset:
     """``fn`` on every whole block as a pyarrow table."""
     return ds.map_batches(fn, batch_format="pyarrow", batch_size=None, fn_kwargs=kwargs or None)
+
+
+def reports(ds: ray.data.Dataset) -> list[dict[str, Any]]:
+    """The per-block reports of a marked dataset."""
+    notes = collect(map_blocks(ds, _report_rows))
+    return [json.loads(n) for n in notes[REPORT].to_list()] if notes.height else []
+
+
+def _report_rows(table: pa.Table) -> pa.Table:
+    if REPORT not in table.column_names:
+        return pa.table({ROW: pa.array([], pa.int64()), REPORT: pa.array([], pa.large_string())})
+    return table.select([ROW, REPORT]).filter(pc.is_valid(table[REPORT]))

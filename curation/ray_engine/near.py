@@ -7,9 +7,10 @@
 4. clusters: connected components of verified pairs (``clusters``) on the driver while the pairs
    are under the engine's edge bound, else by min-label propagation on the cluster (``components``);
 5. keepers, drop details and label conflicts: ``NearDedupe.resolve`` on the members of
-   non-trivial clusters only, and their rows replaced in the blocks where they live.
+   non-trivial clusters only (on the driver under the bound, else per group of whole clusters on
+   the workers), and their rows replaced in the blocks where they live.
 
-Only pairs, labels and cluster members reach the driver, never all signatures.
+Only pairs, labels and cluster members reach the driver, and only under the bound.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import ray.data
 from curation.minhash import EMPTY, LSHIndex, _band_keys, _band_pairs, clusters, jaccard_estimate
 from curation.near_dedupe import NearDedupe, _keyed, _priority
 from curation.ray_engine.cogroup import cogroup
-from curation.ray_engine.components import propagate_labels
+from curation.ray_engine.components import propagate_labels, resolve_on_workers
 from curation.ray_engine.frames import (
     DROP,
     REPORT,
@@ -71,11 +72,11 @@ def near_dedupe(
 
     if verified.count() == 0:
         return map_blocks(ds, _unchanged), shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
-    if verified.count() <= edge_bound:
-        labels = _driver_labels(collect(verified))
-    else:
-        labels = collect(propagate_labels(verified, partitions))
-    result = _resolve(shipped, ds, signed, labels, scheme.num_perm)
+    if verified.count() > edge_bound:
+        labels = propagate_labels(verified, partitions)
+        out, resolved = resolve_on_workers(shipped, ds, signed, labels, partitions, scheme.num_perm)
+        return out, shipped.report(index, resolved, n_ref)
+    result = _resolve(shipped, ds, signed, _driver_labels(collect(verified)), scheme.num_perm)
     marks = pl.from_arrow(marked(result).drop([REPORT]))
     assert isinstance(marks, pl.DataFrame)
     return map_blocks(ds, _apply, marks=ray.put(marks)), shipped.report(index, result.report, n_ref)

@@ -17,7 +17,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import ray
 import ray.data
 from ray.data import DataContext
@@ -30,7 +29,17 @@ from curation.engine import EngineSpec
 from curation.exact import ExactDedupe
 from curation.near_dedupe import NearDedupe
 from curation.quality import QualityFilter
-from curation.ray_engine.frames import DROP, REPORT, ROW, arrow, collect, map_blocks, polars, to_dataset
+from curation.ray_engine.frames import (
+    DROP,
+    REPORT,
+    ROW,
+    arrow,
+    collect,
+    map_blocks,
+    polars,
+    reports,
+    to_dataset,
+)
 from curation.ray_engine.near import near_dedupe
 from curation.ray_engine.rowwise import decontaminate, exact_dedupe, merge_reports, rowwise
 from curation.stage import Funnel, Stage
@@ -87,10 +96,16 @@ class RayEngine:
         ds = to_dataset(items.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)), self.partitions)
         entered, dropped = items.height, []
         for stage in stages:
+            if entered == 0:  # no rows to spread: the stage's own result (and report) on none
+                result = stage(collect(ds))
+                funnel.record(stage.name, 0, result)
+                funnel.steps[-1]["engine"] = {"name": "ray", "partitions": self.partitions}
+                ds = to_dataset(result.kept, 1)
+                continue
             out, report = self._stage(stage, ds, entered)
             out = out.materialize()
             if report is None:
-                report = merge_reports(stage, _reports(out))
+                report = merge_reports(stage, reports(out))
             gone = collect(map_blocks(out, _dropped)).drop(ROW)
             ds = map_blocks(out, _kept).materialize()
             kept = ds.count()
@@ -115,19 +130,6 @@ class RayEngine:
         if isinstance(stage, QualityFilter | RouteAmbiguous):
             return rowwise(ds, stage), None
         raise TypeError(f"stage {stage.name!r} ({type(stage).__name__}) has no Ray implementation")
-
-
-def _reports(ds: ray.data.Dataset) -> list[dict[str, Any]]:
-    import json
-
-    notes = collect(map_blocks(ds, _report_rows))
-    return [json.loads(n) for n in notes[REPORT].to_list()] if notes.height else []
-
-
-def _report_rows(table: pa.Table) -> pa.Table:
-    if REPORT not in table.column_names:
-        return pa.table({ROW: pa.array([], pa.int64()), REPORT: pa.array([], pa.large_string())})
-    return table.select([ROW, REPORT]).filter(pc.is_valid(table[REPORT]))
 
 
 def _dropped(table: pa.Table) -> pa.Table:
