@@ -67,10 +67,12 @@ def ray_engine(spec: EngineSpec, progress: Progress | None = None) -> Iterator[R
         )
     context = DataContext.get_current()
     context.enable_progress_bars = False
+    # Ray Data warns once that its bars are off: they are off because ours are on.
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     # The sort-based shuffle: hash-shuffle actors cost seconds per shuffle to start (see cogroup).
     context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
     context.execution_options.preserve_order = True
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     try:
         yield RayEngine(spec, spec.partitions or 2 * cpus, progress)
