@@ -13,7 +13,8 @@ total memory (PSS summed over the driver and every process it started: Ray's GCS
 and the shared-memory object store, sampled every 0.25 s), recall (planted pairs with exact
 Jaccard >= 0.85 that end in one cluster) and precision (dropped rows whose keeper is in their own
 planted family), and whether the two engines' outputs are identical. The per-partition cost of
-the Ray run feeds the projection in docs/scale-out.md.
+the Ray run feeds the projection in docs/scale-out.md. Needs the ray extra, and psutil (which the
+train extra brings) for the memory sampling.
 """
 
 from __future__ import annotations
