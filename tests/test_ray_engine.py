@@ -118,6 +118,18 @@ def test_chains_spread_over_blocks_are_one_cluster_as_locally(partitions: int, e
     assert jaccard_estimate(ends[:1], ends[1:])[0] < config.threshold  # joined by the chain only
 
 
+@pytest.mark.parametrize("edge_bound", [10**6, 0])
+def test_items_near_an_earlier_version_are_dropped_as_locally(edge_bound: int) -> None:
+    """``dedupe.against``: reference rows are signed and bucketed with the items, never dropped."""
+    corpus = chain_corpus()
+    reference, items = corpus.head(32), corpus.slice(32)
+    config = DedupeConfig(field="prompt", threshold=0.7)
+    stages = lambda: [NearDedupe(config, reference=reference, reference_name="v1")]  # noqa: E731
+    local, ray, _ = run_both(items, stages, partitions=3, edge_bound=edge_bound)
+    assert_same(local, ray)
+    assert "near_duplicate_of_reference" in set(ray["dropped"][0]["drop_reason"])
+
+
 def test_the_built_in_health_recipe_writes_byte_identical_versions(tmp_path: Path) -> None:
     recipe = load_recipe("health")
     local = run_recipe(recipe, Store(tmp_path / "local"), limit=300, engine=EngineSpec("local"))
