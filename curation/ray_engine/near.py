@@ -68,10 +68,16 @@ def near_dedupe(
 
     entries = map_blocks(signed, _entries, bands=index.bands, rows=index.rows, parts=partitions)
     candidates = entries.groupby("_part").map_groups(_bucket_pairs, batch_format="pyarrow")
-    verified = _verify(candidates, signed, partitions, config.threshold, scheme.num_perm).materialize()
-
+    candidates = candidates.materialize()
+    no_clusters = shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
+    unchanged = map_blocks(ds, _unchanged), no_clusters
+    if candidates.count() == 0:
+        return unchanged
+    verified = _verify(
+        candidates, _paired(signed, candidates, edge_bound), partitions, config.threshold, scheme.num_perm
+    ).materialize()
     if verified.count() == 0:
-        return map_blocks(ds, _unchanged), shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
+        return unchanged
     if verified.count() > edge_bound:
         labels = propagate_labels(verified, partitions)
         out, resolved = resolve_on_workers(shipped, ds, signed, labels, partitions, scheme.num_perm)
@@ -127,11 +133,24 @@ def _bucket_pairs(table: pa.Table) -> pa.Table:
     )
 
 
+def _paired(signed: ray.data.Dataset, candidates: ray.data.Dataset, edge_bound: int) -> ray.data.Dataset:
+    """The signatures of rows in a candidate pair: only those travel through the verification shuffles.
+
+    The set of such rows is shipped to the workers when the pairs are under the edge bound;
+    beyond it every signature is shuffled.
+    """
+    if candidates.count() > edge_bound:
+        return signed.select_columns([ROW, "_sig"])
+    ends = collect(candidates)
+    rows = pl.concat([ends["a"], ends["b"]]).unique().alias(ROW).to_frame()
+    return map_blocks(signed.select_columns([ROW, "_sig"]), _members, labels=ray.put(rows))
+
+
 def _verify(
     candidates: ray.data.Dataset, signed: ray.data.Dataset, partitions: int, threshold: float, num_perm: int
 ) -> ray.data.Dataset:
     """Candidate pairs meet the signature of ``a``, then of ``b``; those at or above ``threshold`` stay."""
-    sigs = signed.select_columns([ROW, "_sig"]).materialize()
+    sigs = signed.materialize()
 
     def with_a(pairs: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
         return pairs.join(rows.rename({ROW: "a", "_sig": "_sig_a"}), on="a")
