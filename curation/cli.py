@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
 import typer
@@ -20,10 +20,21 @@ from core.manifest import Manifest
 from core.store import DEFAULT_STORE, Store
 from curation.config import Benchmark, Bounds, DecontamConfig, DedupeConfig, FilterConfig
 from curation.decontam import Decontaminate
+from curation.engine import EngineSpec, choose_engine, open_engine
 from curation.near_dedupe import NearDedupe
 from curation.quality import QualityFilter
-from curation.stage import Funnel, Stage, StageResult
-from traitdose.console import StoreOpt, clean_errors, console, err_console, funnel_table, progress_bar
+from curation.stage import Funnel, Stage, no_drops
+from traitdose.console import (
+    EngineOpt,
+    PartitionsOpt,
+    RayAddressOpt,
+    StoreOpt,
+    clean_errors,
+    console,
+    err_console,
+    funnel_table,
+    progress_bar,
+)
 
 app = typer.Typer(no_args_is_help=True)
 versions_app = typer.Typer(help="Inspect dataset versions in a store.", no_args_is_help=True)
@@ -167,12 +178,17 @@ def dedupe(
     ngram: Annotated[int, typer.Option(min=1, help="Shingle size (words, or characters with --char).")] = 3,
     num_perm: Annotated[int, typer.Option("--num-perm", min=16, help="MinHash permutations.")] = 128,
     char: Annotated[bool, typer.Option("--char", help="Character n-grams instead of word n-grams.")] = False,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
     """Remove near-duplicates (MinHash LSH); each dropped row names its cluster, kept id and similarity."""
     config = DedupeConfig(
         field=field, threshold=threshold, ngram=ngram, num_perm=num_perm, shingle="char" if char else "word"
     )
-    _run_stage(input, out, lambda tick: NearDedupe(config, progress=tick), "signing", field.split("+"))
+    spec = _engine(engine, ray_address, partitions)
+    make = lambda tick: NearDedupe(config, progress=tick)  # noqa: E731
+    _run_stage(input, out, make, "signing", spec, field.split("+"))
 
 
 @app.command("decontam")
@@ -191,16 +207,20 @@ def decontam(
     containment: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="Char 5-gram containment bound.")
     ] = 0.7,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
     """Remove rows that overlap evaluation benchmarks (long n-grams, shingle containment)."""
     benchmarks = [parse_benchmark(a) for a in against]
     config = DecontamConfig(benchmarks=benchmarks, field=field, ngram=ngram, containment=containment)
+    spec = _engine(engine, ray_address, partitions)
     make = lambda tick: Decontaminate(config, progress=tick)  # noqa: E731
-    result = _run_stage(input, out, make, "checking", field.split("+"))
+    step = _run_stage(input, out, make, "checking", spec, field.split("+"))
     table = Table(title="benchmarks")
     for column in ("benchmark", "checked", "removed", "examples (id: span)"):
         table.add_column(column)
-    for bench in result.report["benchmarks"]:
+    for bench in step["report"]["benchmarks"]:
         shown = "\n".join(f"{e['id'][:12]}: {e['span'][:60]}" for e in bench["examples"])
         table.add_row(Text(bench["name"]), str(bench["checked"]), str(bench["removed"]), Text(shown or "-"))
     console.print(table)
@@ -221,6 +241,9 @@ def filter_(
     language: Annotated[bool, typer.Option(help="Drop non-English text.")] = True,
     pii: Annotated[Literal["drop", "redact", "off"], typer.Option(help="drop | redact | off")] = "drop",
     ban: Annotated[list[str] | None, typer.Option(help="Banned phrase (repeatable).")] = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
     """Quality filters: lengths, empty/identical responses, bare refusals, language, PII, banned phrases."""
     fields = (field,) if field else ("prompt", "chosen", "rejected")
@@ -235,8 +258,9 @@ def filter_(
         pii=pii,
         banned_phrases=ban or [],
     )
+    spec = _engine(engine, ray_address, partitions)
     given = (field,) if field else ()
-    _run_stage(input, out, lambda tick: QualityFilter(config, fields=fields), "filtering", given)
+    _run_stage(input, out, lambda tick: QualityFilter(config, fields=fields), "filtering", spec, given)
 
 
 def parse_benchmark(spec: str) -> Benchmark:
@@ -257,13 +281,19 @@ def parse_benchmark(spec: str) -> Benchmark:
     return Benchmark(path=path, columns=columns)
 
 
+def _engine(engine: str | None, address: str | None, partitions: int | None) -> EngineSpec:
+    return EngineSpec(choose_engine(engine), address, partitions)
+
+
 def _run_stage(
     input: Path,
     out: Path,
     make: Callable[[Callable[[int], None]], Stage],
     what: str,
+    spec: EngineSpec,
     fields: Sequence[str] = (),
-) -> StageResult:
+) -> dict[str, Any]:
+    """Run one stage on ``input`` with the chosen engine; write kept and dropped rows; its funnel step."""
     items = read_table(input)
     missing = [f for f in fields if f not in items.columns]
     if missing:
@@ -272,19 +302,17 @@ def _run_stage(
         )
     if out.suffix.lower() not in WRITABLE:
         raise OptionError(f"--out {out}: use .parquet or .jsonl")
-    with progress_bar() as bar:
-        task = bar.add_task(f"{input.name}: {what}", total=items.height)
-        stage = make(lambda n: bar.update(task, advance=n))
-        result = stage(items)
-        bar.update(task, completed=items.height)
     funnel = Funnel()
-    funnel.record(stage.name, items.height, result)
-    write_table(result.kept, out)
+    with progress_bar() as bar:
+        task = bar.add_task(f"{input.name}: {what} ({spec.name})", total=items.height)
+        stage = make(lambda n: bar.update(task, advance=n))
+        with open_engine(spec, lambda _, n: bar.update(task, advance=n)) as engine:
+            kept, dropped = engine.run(items, [stage], funnel)
+        bar.update(task, completed=items.height)
+    rows = dropped[0] if dropped else no_drops(items)
+    write_table(kept, out)
     dropped_path = sibling(out, "dropped")
-    write_table(result.dropped, dropped_path)
+    write_table(rows, dropped_path)
     console.print(funnel_table(funnel.steps, title=f"{input.name} → {out.name}"))
-    console.print(
-        f"kept {result.kept.height} → {out}; dropped {result.dropped.height} → {dropped_path}",
-        highlight=False,
-    )
-    return result
+    console.print(f"kept {kept.height} → {out}; dropped {rows.height} → {dropped_path}", highlight=False)
+    return funnel.steps[-1]

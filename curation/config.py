@@ -104,6 +104,8 @@ class RouteConfig(Config):
 
 
 class CurationConfig(Config):
+    # Where the stages run (curation.engine); not part of the recipe's hash: it changes no output.
+    engine: Literal["local", "ray"] | None = None
     filter: FilterConfig = FilterConfig()
     dedupe: DedupeConfig = DedupeConfig()
     decontam: DecontamConfig = DecontamConfig()

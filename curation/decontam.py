@@ -189,14 +189,18 @@ class Decontaminate:
     benchmarks: dict[str, list[str]] | None = None  # name → texts; default: load config.benchmarks
     progress: Callable[[int], None] | None = None
     name: str = "decontam"
+    indexes: list[BenchmarkIndex] | None = None  # built once and shipped (the Ray engine); default: build
 
-    def __call__(self, items: pl.DataFrame) -> StageResult:
+    def build_indexes(self) -> list[BenchmarkIndex]:
         named = (
             self.benchmarks
             if self.benchmarks is not None
             else {b.label: load_benchmark(b) for b in self.config.benchmarks}
         )
-        indexes = [BenchmarkIndex.build(name, bench, self.config) for name, bench in named.items()]
+        return [BenchmarkIndex.build(name, bench, self.config) for name, bench in named.items()]
+
+    def __call__(self, items: pl.DataFrame) -> StageResult:
+        indexes = self.indexes if self.indexes is not None else self.build_indexes()
         item_texts = texts(items, self.config.field)
         reason = np.full(items.height, None, dtype=object)
         detail = np.full(items.height, "{}", dtype=object)

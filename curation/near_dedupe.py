@@ -51,15 +51,39 @@ class NearDedupe:
         sigs = self.scheme.signatures(texts(both, self.config.field), progress=self.progress)
         index = LSHIndex(self.scheme, self.config.threshold)
         index.add(sigs)
-        priority = _priority(both)
-        pairs, _ = index.pairs(rank=priority)
+        pairs, _ = index.pairs(rank=_priority(both))
+        result = self.resolve(items, both, sigs, clusters(len(both), pairs), reference.height)
+        result.report = self.report(index, result.report, reference.height)
+        return result
+
+    def report(self, index: LSHIndex, resolved: dict[str, int], n_ref: int) -> dict[str, object]:
+        return {
+            "field": self.config.field,
+            "threshold": self.config.threshold,
+            "bands": index.bands,
+            "rows_per_band": index.rows,
+            **resolved,
+            "reference_items": n_ref,
+            "scheme": self.scheme.meta(),
+        }
+
+    def resolve(
+        self, items: pl.DataFrame, both: pl.DataFrame, sigs: np.ndarray, labels: np.ndarray, n_ref: int
+    ) -> StageResult:
+        """Keepers, drops and label conflicts of clustered rows; the one place this is decided.
+
+        ``both``: the ``_keyed`` reference rows (``n_ref`` of them) then one row per row of
+        ``items``, ``sigs`` their signatures and ``labels`` a component label per row. Whole
+        components in, the same answer out: the Ray engine calls this with the members of
+        non-trivial clusters only. The report holds ``clusters`` and ``label_conflicts``.
+        """
         members = both.select("_key", "_ref").with_columns(
-            _label=pl.Series(clusters(len(both), pairs)),
-            _priority=pl.Series(priority),
+            _label=pl.Series(labels),
+            _priority=pl.Series(_priority(both)),
             _row=pl.int_range(pl.len()),
         )
         members = _assign_keepers(members)
-        own = members.slice(reference.height)
+        own = members.slice(n_ref)
         drop = (own["_keeper"] != own["_row"]).to_numpy()
         keeper_rows = own["_keeper"].to_numpy()
         details = self._details(own, drop, sigs, keeper_rows)
@@ -73,14 +97,8 @@ class NearDedupe:
         result.kept = result.kept.drop([c for c in helpers if c in result.kept.columns])
         result.dropped = result.dropped.drop([c for c in helpers if c in result.dropped.columns])
         result.report = {
-            "field": self.config.field,
-            "threshold": self.config.threshold,
-            "bands": index.bands,
-            "rows_per_band": index.rows,
             "clusters": int(own.filter(pl.col("_size") > 1)["_label"].n_unique()),
             "label_conflicts": conflicts,
-            "reference_items": reference.height,
-            "scheme": self.scheme.meta(),
         }
         return result
 

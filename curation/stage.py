@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +27,9 @@ class Stage(Protocol):
     name: str
 
     def __call__(self, items: pl.DataFrame) -> StageResult: ...
+
+
+StageStart = Callable[[str, int | None], None]  # (stage name, rows it gets)
 
 
 class RowAccountingError(RuntimeError):
@@ -73,20 +77,26 @@ class Funnel:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self, stage: str, entered: int, result: StageResult) -> None:
-        kept, dropped = result.kept.height, result.dropped.height
+        self.record_counts(stage, entered, result.kept.height, result.dropped, result.report)
+
+    def record_counts(
+        self, stage: str, entered: int, kept: int, dropped_rows: pl.DataFrame, report: dict[str, Any]
+    ) -> None:
+        """:meth:`record` for an engine that holds the kept rows elsewhere and knows only their count."""
+        dropped = dropped_rows.height
         if entered != kept + dropped:
             raise RowAccountingError(
                 f"stage {stage!r}: {entered} rows in, {kept} kept + {dropped} dropped = {kept + dropped}"
             )
-        reasons = Counter(result.dropped["drop_reason"].to_list()) if dropped else Counter()
+        reasons = Counter(dropped_rows["drop_reason"].to_list()) if dropped else Counter()
         step: dict[str, Any] = {
             "stage": stage,
             "in": entered,
             "out": kept,
             "dropped": dict(sorted(reasons.items())),
         }
-        if result.report:
-            step["report"] = result.report
+        if report:
+            step["report"] = report
         self.steps.append(step)
 
     def add(
@@ -102,12 +112,15 @@ class Funnel:
 
 
 def run_stages(
-    items: pl.DataFrame, stages: list[Stage], funnel: Funnel
+    items: pl.DataFrame, stages: list[Stage], funnel: Funnel, on_stage: StageStart | None = None
 ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-    """Apply ``stages`` in order, recording each in ``funnel``; return kept and dropped tables."""
+    """Apply ``stages`` in order, recording each in ``funnel``; return kept and dropped tables.
+    ``on_stage(name, rows)`` is told when each stage starts (one progress bar per stage)."""
     dropped: list[pl.DataFrame] = []
     for stage in stages:
         entered = items.height
+        if on_stage:
+            on_stage(stage.name, entered)
         result = stage(items)
         funnel.record(stage.name, entered, result)
         items = result.kept

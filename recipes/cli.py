@@ -11,9 +11,13 @@ from rich.table import Table
 from rich.text import Text
 
 from core.store import DEFAULT_STORE, Store
+from curation.engine import EngineSpec, choose_engine
 from recipes.runner import run_recipe
 from recipes.spec import builtin_recipes, find_recipe, load_recipe
 from traitdose.console import (
+    EngineOpt,
+    PartitionsOpt,
+    RayAddressOpt,
     StageBars,
     StoreOpt,
     clean_errors,
@@ -86,9 +90,13 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Write a new version even when it is identical to the latest.")
     ] = False,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    partitions: PartitionsOpt = None,
 ) -> None:
     """Run a recipe and write a new version of its dataset into the store."""
     recipe = load_recipe(name)
+    spec = EngineSpec(choose_engine(engine, recipe.curation.engine), ray_address, partitions)
     with progress_bar() as bar:
         stages = StageBars(bar, recipe.name)
         result = run_recipe(
@@ -100,6 +108,7 @@ def run(
             progress=stages.tick,
             on_stage=stages.start,
             skip_identical=not force,
+            engine=spec,
         )
     version = result.version
     if version.reused:

@@ -18,9 +18,10 @@ from core.errors import SourceError
 from core.reference import reference_items
 from core.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
 from core.store import LATEST, Store, Version
+from curation.engine import EngineSpec, choose_engine, open_engine
 from curation.pipeline import curation_stages
 from curation.splits import assign_splits
-from curation.stage import Funnel, Stage, run_stages
+from curation.stage import Funnel, Stage, StageStart, run_stages
 from recipes.llm.generate import generate_with_llm
 from recipes.llm.stages import client_for, llm_manifest, llm_stages
 from recipes.outcome import check_curated, check_source, quarantine_lines, quarantine_warning
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from recipes.llm.client import LLMClient
 
 Progress = Callable[[str, int], None]  # (stage description, items just processed)
-StageStart = Callable[[str, int | None], None]  # (stage, items it will process, when known)
 
 
 @dataclass
@@ -55,11 +55,14 @@ def run_recipe(
     progress: Progress | None = None,
     on_stage: StageStart | None = None,
     skip_identical: bool = False,
+    engine: EngineSpec | None = None,
 ) -> RunResult:
     """Run ``recipe`` into a new version of its dataset. With ``skip_identical``, a result
     identical to the latest version writes nothing and returns that version (``reused``).
-    A ``limit`` run is marked ``trial`` in its manifest: a sample, not the dataset."""
+    A ``limit`` run is marked ``trial`` in its manifest: a sample, not the dataset.
+    ``engine``: where curation runs; default: ``TRAITDOSE_ENGINE``, else the recipe's, else local."""
     seed = recipe.seed if seed is None else seed
+    engine = engine or EngineSpec(choose_engine(None, recipe.curation.engine))
     chosen_traits = select_traits(recipe, traits)
     recipe_hash = recipe.content_hash()
     tick = progress or (lambda stage, n: None)
@@ -82,8 +85,11 @@ def run_recipe(
             {"over_limit": len(source.rows) - limit},
         )
 
-    stages = llm_stages(recipe, llm, tick) + build_stages(recipe, store, tick)
-    items, dropped = run_stages(items, [_Announced(stage, start) for stage in stages], funnel)
+    items, dropped = run_stages(items, llm_stages(recipe, llm, tick), funnel, start)
+    with open_engine(engine, tick) as curation:
+        items, curated = curation.run(items, build_stages(recipe, store, tick), funnel, start)
+        partitions = curation.partitions
+    dropped += curated
     check_curated(recipe, store.root, source, funnel.steps, items.height)
     items = assign_splits(items, recipe.test_fraction, seed)
     accepted = items.filter(pl.col("status") != "routed")
@@ -100,27 +106,12 @@ def run_recipe(
         side=_side_tables(dropped, routed),
         files=_side_files(recipe, source),
         meta=_meta(recipe, seed, chosen_traits, trial=limit is not None)
+        | {"engine": engine.meta(partitions)}
         | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
         skip_identical=skip_identical,
     )
     warning = quarantine_warning(recipe, source)
     return RunResult(version, funnel.steps, len(source.quarantine), [warning] if warning else [])
-
-
-@dataclass
-class _Announced:
-    """A stage that says when it starts and how many items it gets (for one progress bar each)."""
-
-    stage: Stage
-    start: StageStart
-
-    @property
-    def name(self) -> str:
-        return self.stage.name
-
-    def __call__(self, items: pl.DataFrame) -> Any:
-        self.start(self.stage.name, items.height)
-        return self.stage(items)
 
 
 def _expected_items(recipe: Recipe, traits: list[str], limit: int | None) -> int | None:

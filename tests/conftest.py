@@ -33,3 +33,24 @@ def write_recipe(folder: Path, text: str, name: str = "recipe.yaml") -> Path:
 def _no_debug_tracebacks(monkeypatch: pytest.MonkeyPatch) -> None:
     """CLI tests expect one-line errors, whatever TRAITDOSE_DEBUG the shell (or a --debug test) set."""
     monkeypatch.setenv("TRAITDOSE_DEBUG", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local 2-CPU Ray for every Ray test (starting one costs seconds); workers import this checkout."""
+    ray = pytest.importorskip(
+        "ray", reason="the Ray engine needs the ray extra: pip install 'traitdose[ray]'"
+    )
+    import logging
+    import os
+
+    paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}},
+    )
+    yield ray
+    ray.shutdown()

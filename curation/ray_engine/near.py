@@ -1,0 +1,205 @@
+"""Near dedupe on Ray Data: the local stage's steps, each where its data is.
+
+1. signatures on the workers, one block at a time (``_keyed`` + ``MinHashScheme.signatures``);
+2. LSH: every (band, bucket key) of every row, shuffled on the bucket key, so each bucket is whole
+   in one part; the part pairs members with their bucket leader (``_band_pairs``, ``_priority``);
+3. candidate pairs joined with both rows' signatures and verified on the workers;
+4. clusters: connected components of verified pairs (``clusters``) on the driver while the pairs
+   are under the engine's edge bound, else by min-label propagation on the cluster (``components``);
+5. keepers, drop details and label conflicts: ``NearDedupe.resolve`` on the members of
+   non-trivial clusters only (on the driver under the bound, else per group of whole clusters on
+   the workers), and their rows replaced in the blocks where they live.
+
+Only pairs, labels and cluster members reach the driver, and only under the bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import ray
+import ray.data
+
+from curation.minhash import EMPTY, LSHIndex, _band_keys, _band_pairs, clusters, jaccard_estimate
+from curation.near_dedupe import NearDedupe, _keyed, _priority
+from curation.ray_engine.cogroup import cogroup
+from curation.ray_engine.components import propagate_labels, resolve_on_workers
+from curation.ray_engine.frames import (
+    DROP,
+    REPORT,
+    ROW,
+    arrow,
+    collect,
+    map_blocks,
+    marked,
+    polars,
+    shared,
+    sig_column,
+    sig_matrix,
+    to_dataset,
+)
+from curation.text import field_columns, texts
+
+KEYED = ("_key", "_ref", "_confidence", "_label_rank")
+PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
+
+
+def near_dedupe(
+    stage: NearDedupe, ds: ray.data.Dataset, n: int, partitions: int, edge_bound: int
+) -> tuple[ray.data.Dataset, dict[str, Any]]:
+    """Marked blocks (the stage's drops and conflict flags) and the stage's report."""
+    shipped = dataclasses.replace(stage, reference=None, progress=None)
+    scheme, config = stage.scheme, stage.config
+    index = LSHIndex(scheme, config.threshold)  # for its (bands, rows) only
+    reference = stage.reference
+    n_ref = 0 if reference is None else reference.height
+    signed = map_blocks(ds, _sign, stage=shipped, reference=False)
+    if n_ref:
+        assert reference is not None
+        ref_rows = reference.with_columns(pl.int_range(n, n + n_ref, dtype=pl.Int64).alias(ROW))
+        signed = signed.union(
+            map_blocks(to_dataset(ref_rows, partitions), _sign, stage=shipped, reference=True)
+        )
+    signed = signed.materialize()
+
+    entries = map_blocks(signed, _entries, bands=index.bands, rows=index.rows, parts=partitions)
+    candidates = entries.groupby("_part").map_groups(_bucket_pairs, batch_format="pyarrow")
+    candidates = candidates.materialize()
+    no_clusters = shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
+    unchanged = map_blocks(ds, _unchanged), no_clusters
+    if candidates.count() == 0:
+        return unchanged
+    verified = _verify(
+        candidates, _paired(signed, candidates, edge_bound), partitions, config.threshold, scheme.num_perm
+    ).materialize()
+    if verified.count() == 0:
+        return unchanged
+    if verified.count() > edge_bound:
+        labels = propagate_labels(verified, partitions)
+        out, resolved = resolve_on_workers(shipped, ds, signed, labels, partitions, scheme.num_perm)
+        return out, shipped.report(index, resolved, n_ref)
+    result = _resolve(shipped, ds, signed, _driver_labels(collect(verified)), scheme.num_perm)
+    marks = pl.from_arrow(marked(result).drop([REPORT]))
+    assert isinstance(marks, pl.DataFrame)
+    return map_blocks(ds, _apply, marks=ray.put(marks)), shipped.report(index, result.report, n_ref)
+
+
+def _sign(table: pa.Table, stage: NearDedupe, reference: bool) -> pa.Table:
+    frame = polars(table)
+    keyed = _keyed(frame, reference, field_columns(stage.config.field))
+    if "id" not in frame.columns:  # no id: a row is named by its number in the input, as locally
+        keyed = keyed.with_columns(_key=frame[ROW].cast(pl.String))
+    sigs = stage.scheme.signatures(texts(keyed, stage.config.field))
+    out = arrow(keyed.select(*KEYED).with_columns(frame[ROW]))
+    return out.append_column("_sig", sig_column(sigs))
+
+
+def _entries(table: pa.Table, bands: int, rows: int, parts: int) -> pa.Table:
+    """One row per (row, band) of every row with a signature: its bucket key and its part."""
+    sigs = sig_matrix(table["_sig"], table["_sig"].type.byte_width // 4)
+    keep = np.flatnonzero(~(sigs == EMPTY).all(axis=1))
+    base = polars(table.drop(["_sig"])).select(ROW, *KEYED)[keep]
+    out = []
+    for band in range(bands):
+        keys = _band_keys(sigs[keep], band, rows)
+        out.append(
+            base.with_columns(
+                _band=pl.lit(band, pl.Int32),
+                _bucket=pl.Series(keys, dtype=pl.UInt64),
+                _part=pl.Series((keys % np.uint64(parts)).astype(np.int64)),
+            )
+        )
+    return arrow(pl.concat(out)) if out else arrow(base)
+
+
+def _bucket_pairs(table: pa.Table) -> pa.Table:
+    """(leader, member) of every bucket in this part: whole buckets, the local leader rule."""
+    frame = polars(table)
+    if frame.height == 0:
+        return PAIR_SCHEMA.empty_table()
+    rank = _priority(frame)
+    rows, band, keys = frame[ROW].to_numpy(), frame["_band"].to_numpy(), frame["_bucket"].to_numpy()
+    found = []
+    for b in np.unique(band):
+        at = np.flatnonzero(band == b)
+        found.append(rows[at][_band_pairs(keys[at], rank[at], np.ones(len(at), bool))])
+    pairs = np.unique(np.concatenate(found), axis=0)
+    return pa.table(
+        {"a": pairs[:, 0].astype(np.int64), "b": pairs[:, 1].astype(np.int64)}, schema=PAIR_SCHEMA
+    )
+
+
+def _paired(signed: ray.data.Dataset, candidates: ray.data.Dataset, edge_bound: int) -> ray.data.Dataset:
+    """The signatures of rows in a candidate pair: only those travel through the verification shuffles.
+
+    The set of such rows is shipped to the workers when the pairs are under the edge bound;
+    beyond it every signature is shuffled.
+    """
+    if candidates.count() > edge_bound:
+        return signed.select_columns([ROW, "_sig"])
+    ends = collect(candidates)
+    rows = pl.concat([ends["a"], ends["b"]]).unique().alias(ROW).to_frame()
+    return map_blocks(signed.select_columns([ROW, "_sig"]), _members, labels=ray.put(rows))
+
+
+def _verify(
+    candidates: ray.data.Dataset, signed: ray.data.Dataset, partitions: int, threshold: float, num_perm: int
+) -> ray.data.Dataset:
+    """Candidate pairs meet the signature of ``a``, then of ``b``; those at or above ``threshold`` stay."""
+    sigs = signed.materialize()
+
+    def with_a(pairs: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+        return pairs.join(rows.rename({ROW: "a", "_sig": "_sig_a"}), on="a")
+
+    def similar(pairs: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+        pairs = pairs.join(rows.rename({ROW: "b"}), on="b")
+        a = sig_matrix(pairs["_sig_a"].to_arrow(), num_perm)
+        b = sig_matrix(pairs["_sig"].to_arrow(), num_perm)
+        return pairs.select("a", "b").filter(pl.Series(jaccard_estimate(a, b) >= threshold))
+
+    half = cogroup(candidates.materialize(), sigs, ("a", ROW), partitions, with_a).materialize()
+    return cogroup(half, sigs, ("b", ROW), partitions, similar)
+
+
+def _driver_labels(edges: pl.DataFrame) -> pl.DataFrame:
+    """(_row, _label) of every row in a verified pair: connected components, by ``clusters``."""
+    pairs = edges.select("a", "b").to_numpy()
+    nodes, inverse = np.unique(pairs, return_inverse=True)
+    labels = clusters(len(nodes), inverse.reshape(-1, 2))
+    return pl.DataFrame({ROW: nodes.astype(np.int64), "_label": nodes[labels].astype(np.int64)})
+
+
+def _resolve(
+    stage: NearDedupe, ds: ray.data.Dataset, signed: ray.data.Dataset, labels: pl.DataFrame, num_perm: int
+) -> Any:
+    """``NearDedupe.resolve`` on the members of non-trivial clusters, on the driver."""
+    wanted = ray.put(labels)
+    keyed = collect(map_blocks(signed, _members, labels=wanted))
+    keyed = keyed.sort(pl.col("_ref").not_(), ROW)  # reference rows first, as locally
+    own = collect(map_blocks(ds, _members, labels=wanted)).drop("_label")
+    sigs = sig_matrix(keyed["_sig"].to_arrow(), num_perm)
+    n_ref = int(keyed["_ref"].sum())
+    return stage.resolve(own, keyed.drop("_sig"), sigs, keyed["_label"].to_numpy(), n_ref)
+
+
+def _members(table: pa.Table, labels: ray.ObjectRef) -> pa.Table:
+    frame = polars(table)
+    return arrow(frame.join(shared(labels), on=ROW, how="inner", maintain_order="left"))
+
+
+def _unchanged(table: pa.Table) -> pa.Table:
+    return arrow(polars(table).with_columns([pl.lit(None, pl.String).alias(c) for c in DROP]))
+
+
+def _apply(table: pa.Table, marks: ray.ObjectRef) -> pa.Table:
+    """Member rows replaced by their resolved rows (dropped, or kept with a conflict reason)."""
+    frame = polars(table)
+    mine = shared(marks).join(frame.select(ROW), on=ROW, how="semi")
+    rest = frame.join(mine.select(ROW), on=ROW, how="anti").with_columns(
+        [pl.lit(None, pl.String).alias(c) for c in DROP]
+    )
+    return arrow(pl.concat([rest, mine.select(rest.columns)], how="vertical_relaxed").sort(ROW))

@@ -1,0 +1,146 @@
+"""The Ray engine: connect to (or start) Ray, run the curation stages over a Dataset, collect.
+
+Progress is ours, one tick per stage as on the local engine; Ray Data's own bars are switched off
+so a run shows one display. Stages that Ray does not know how to run are refused, not run locally:
+a stage must say how its rows may be split before it can run on a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import ray
+import ray.data
+from ray.data import DataContext
+from ray.data.context import ShuffleStrategy
+
+import curation
+from curation.ambiguity import RouteAmbiguous
+from curation.decontam import Decontaminate
+from curation.engine import EngineSpec
+from curation.exact import ExactDedupe
+from curation.near_dedupe import NearDedupe
+from curation.quality import QualityFilter
+from curation.ray_engine.frames import (
+    DROP,
+    REPORT,
+    ROW,
+    arrow,
+    collect,
+    map_blocks,
+    polars,
+    reports,
+    to_dataset,
+)
+from curation.ray_engine.near import near_dedupe
+from curation.ray_engine.rowwise import decontaminate, exact_dedupe, merge_reports, rowwise
+from curation.stage import Funnel, Stage, StageStart
+
+Progress = Callable[[str, int], None]
+
+
+@contextmanager
+def ray_engine(spec: EngineSpec, progress: Progress | None = None) -> Iterator[RayEngine]:
+    """A :class:`RayEngine` on ``spec.address`` (or ``RAY_ADDRESS``, or a local instance on all cores).
+
+    A Ray already initialised in this process is used as it is and left running.
+    """
+    started = not ray.is_initialized()
+    if started:
+        address = spec.address or os.environ.get("RAY_ADDRESS")
+        # A local instance runs this checkout's code; a real cluster has the package installed.
+        env = {} if address else {"env_vars": {"PYTHONPATH": _pythonpath()}}
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            runtime_env=env or None,
+        )
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    # Ray Data warns once that its bars are off: they are off because ours are on.
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # The sort-based shuffle: hash-shuffle actors cost seconds per shuffle to start (see cogroup).
+    context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    context.execution_options.preserve_order = True
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    try:
+        yield RayEngine(spec, spec.partitions or 2 * cpus, progress)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _pythonpath() -> str:
+    root = str(Path(curation.__file__).resolve().parents[1])
+    return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+
+
+@dataclass
+class RayEngine:
+    spec: EngineSpec
+    partitions: int
+    progress: Progress | None = None
+
+    def run(
+        self, items: pl.DataFrame, stages: list[Stage], funnel: Funnel, on_stage: StageStart | None = None
+    ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+        ds = to_dataset(items.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)), self.partitions)
+        entered, dropped = items.height, []
+        for stage in stages:
+            if on_stage:
+                on_stage(stage.name, entered)
+            if entered == 0:  # no rows to spread: the stage's own result (and report) on none
+                result = stage(collect(ds))
+                funnel.record(stage.name, 0, result)
+                funnel.steps[-1]["engine"] = {"name": "ray", "partitions": self.partitions}
+                ds = to_dataset(result.kept, 1)
+                continue
+            out, report = self._stage(stage, ds, entered)
+            out = out.materialize()
+            if report is None:
+                report = merge_reports(stage, reports(out))
+            gone = collect(map_blocks(out, _dropped)).drop(ROW)
+            ds = map_blocks(out, _kept).materialize()
+            kept = ds.count()
+            funnel.record_counts(stage.name, entered, kept, gone, report)
+            funnel.steps[-1]["engine"] = {"name": "ray", "partitions": self.partitions}
+            if gone.height:
+                dropped.append(gone)
+            if self.progress:
+                self.progress(stage.name, entered)
+            entered = kept
+        return collect(ds, schema_of=items).drop(ROW, strict=False), dropped
+
+    def _stage(
+        self, stage: Stage, ds: ray.data.Dataset, entered: int
+    ) -> tuple[ray.data.Dataset, dict[str, Any] | None]:
+        if isinstance(stage, NearDedupe):
+            return near_dedupe(stage, ds, entered, self.partitions, self.spec.edge_bound)
+        if isinstance(stage, ExactDedupe):
+            return exact_dedupe(stage, ds, self.partitions), None
+        if isinstance(stage, Decontaminate):
+            return decontaminate(stage, ds), None
+        if isinstance(stage, QualityFilter | RouteAmbiguous):
+            return rowwise(ds, stage), None
+        raise TypeError(f"stage {stage.name!r} ({type(stage).__name__}) has no Ray implementation")
+
+
+def _dropped(table: pa.Table) -> pa.Table:
+    frame = polars(table)
+    return arrow(frame.filter(pl.col("drop_stage").is_not_null()).drop(REPORT, strict=False))
+
+
+def _kept(table: pa.Table) -> pa.Table:
+    frame = polars(table)
+    return arrow(frame.filter(pl.col("drop_stage").is_null()).drop(*DROP, REPORT, strict=False))
