@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
+from data_cards import prose_quality
 from data_cards.license import source_name
-from data_cards.stats import MAX_HEDGE_GAP, MAX_LENGTH_RATIO, MAX_SHARE_GAP, MIN_PAIRS
+from data_cards.markdown import n as _n
+from data_cards.markdown import table as _table
 
 if TYPE_CHECKING:
     from data_cards.facts import CardFacts
@@ -37,11 +39,11 @@ def render(facts: CardFacts) -> str:
         _composition,
         _funnel,
         _labels,
-        _rubrics,
+        prose_quality.rubrics,
         _annotation,
         _decontamination,
         _models,
-        _surface,
+        prose_quality.surface,
         _uses,
         _limitations,
         _lineage,
@@ -50,16 +52,6 @@ def render(facts: CardFacts) -> str:
         _citation,
     ]
     return "\n".join(text for section in sections if (text := section(facts)))
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _n(value: int) -> str:
-    return f"{value:,}"
 
 
 def _intro(f: CardFacts) -> str:
@@ -156,25 +148,6 @@ def _labels(f: CardFacts) -> str | None:
     return "## Label sources\n\n" + _table(["label source", "meaning", "items", "share"], rows)
 
 
-def _rubrics(f: CardFacts) -> str | None:
-    """Rubric coverage: how many items an LLM judge can grade against criteria (GRPO's rubric reward)."""
-    table = f.rubrics
-    if table is None or table.height == 0:
-        return None
-    total, covered = int(table["items"].sum()), int(table["with_rubric"].sum())
-    head = (
-        f"## Rubrics\n\n{_n(covered)} of {_n(total)} items ({covered / max(total, 1):.0%}) carry a grading "
-        "rubric (criteria a good response must or must not meet, with weights); the `rubric` reward of "
-        "`traitdose train --method grpo` grades only those.\n\n"
-    )
-    rows = [
-        [r["trait"], _n(r["items"]), _n(r["with_rubric"]), f"{r['with_rubric'] / max(r['items'], 1):.0%}",
-         "-" if r["criteria"] is None else f"{r['criteria']:.1f}"]
-        for r in table.iter_rows(named=True)
-    ]  # fmt: skip
-    return head + _table(["trait", "items", "with rubric", "coverage", "criteria per rubric"], rows)
-
-
 def _annotation(f: CardFacts) -> str | None:
     a = f.manifest.annotation
     if not a:
@@ -257,56 +230,6 @@ def _models(f: CardFacts) -> str:
 def _source_phrase(f: CardFacts) -> str:
     names = [source_name(s) for s in f.manifest.sources]
     return ", ".join(names) or "the recipe's sources"
-
-
-def _surface(f: CardFacts) -> str:
-    def pct(x: float | None) -> str:
-        return "-" if x is None else f"{x:.0%}"
-
-    rows = [
-        [
-            r["trait"],
-            r["domain"],
-            _n(r["pairs"]),
-            f"{pct(r['chosen_negation'])} / {pct(r['rejected_negation'])}",
-            f"{pct(r['chosen_affirmation'])} / {pct(r['rejected_affirmation'])}",
-            "-" if r["length_ratio"] is None else f"{r['length_ratio']:.2f}",
-            "-" if r["chosen_hedges"] is None else f"{r['chosen_hedges']:.1f} / {r['rejected_hedges']:.1f}",
-        ]
-        for r in f.stats.iter_rows(named=True)
-    ]
-    text = (
-        "## Surface statistics\n\nA preference set can teach an artefact instead of the trait: if chosen "
-        "answers open with “No” more often than rejected ones, a model learns to say no, not to be truthful. "
-        "Chosen / rejected, per trait and domain:\n\n"
-        + _table(
-            [
-                "trait",
-                "domain",
-                "pairs",
-                "opens with negation",
-                "opens with affirmation",
-                "length ratio (chosen/rejected)",
-                "hedge words per 100",
-            ],
-            rows,
-        )
-    )
-    if f.warnings:
-        lines = [f"- **{w.trait} / {w.domain}** ({w.feature}): {w.message}" for w in f.warnings]
-        text += (
-            "\n> [!WARNING]\n> Chosen and rejected responses differ systematically on a surface feature, "
-            "which a model can learn in place of the trait:\n"
-            + "\n".join(f"> {line}" for line in lines)
-            + "\n"
-        )
-    else:
-        text += (
-            f"\nNo systematic surface difference found (thresholds: {MAX_SHARE_GAP:.0%} on opening shares, "
-            f"length ratio within {1 / MAX_LENGTH_RATIO:.2f}–{MAX_LENGTH_RATIO:.2f}, "
-            f"{MAX_HEDGE_GAP:.0f} hedge word per 100 words; groups of at least {MIN_PAIRS} pairs).\n"
-        )
-    return text
 
 
 def _uses(f: CardFacts) -> str:
