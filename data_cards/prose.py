@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from data_cards.audit_section import audit_section
 from data_cards.license import source_name
 from data_cards.stats import MAX_HEDGE_GAP, MAX_LENGTH_RATIO, MAX_SHARE_GAP, MIN_PAIRS
 
@@ -41,6 +42,7 @@ def render(facts: CardFacts, traits: dict[str, str]) -> str:
         _decontamination,
         _models,
         _surface,
+        lambda f: audit_section(f.manifest),
         _uses,
         _limitations,
         _lineage,

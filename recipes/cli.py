@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from core.store import DEFAULT_STORE, Store
+from curation.surface_audit import WARN_ABOVE, AuditReport
 from recipes.runner import run_recipe
 from recipes.spec import builtin_recipes, find_recipe, load_recipe
 from traitdose.console import StoreOpt, clean_errors, console, funnel_table, progress_bar
@@ -58,6 +59,9 @@ def run(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N items.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the recipe's seed.")] = None,
+    no_audit: Annotated[
+        bool, typer.Option("--no-audit", help="Skip the surface-cue audit at the end of the run.")
+    ] = False,
 ) -> None:
     """Run a recipe and write a new version of its dataset into the store."""
     recipe = load_recipe(name)
@@ -67,7 +71,9 @@ def run(
         def tick(stage: str, n: int) -> None:
             bar.update(task, description=f"{recipe.name}: {stage}", advance=n)
 
-        result = run_recipe(recipe, Store(store), seed=seed, traits=trait, limit=limit, progress=tick)
+        result = run_recipe(
+            recipe, Store(store), seed=seed, traits=trait, limit=limit, progress=tick, audit=not no_audit
+        )
     console.print(funnel_table(result.funnel, title=f"{result.version.ref} funnel"))
     rows = result.version.manifest["rows"]
     console.print(
@@ -83,7 +89,25 @@ def run(
             + (f", ${usage['cost_usd']:.4f}" if "cost_usd" in usage else ""),
             highlight=False,
         )
+    audited = result.version.manifest.get("audit")
+    if audited:
+        print_audit_line(audited)
     if result.quarantined:
         console.print(
             f"[yellow]{result.quarantined} unparseable source rows → {result.version.path}/quarantine.jsonl"
         )
+
+
+def print_audit_line(audited: dict) -> None:
+    """One line with the surface-cue accuracy; a warning naming the worst templates above 0.65."""
+    report = AuditReport(**audited)
+    line = f"surface-cue audit: {report.accuracy:.2f} ({report.method}, {report.pairs} pairs; 0.50 = no cue)"
+    if not report.leaks:
+        console.print(line, highlight=False)
+        return
+    worst = ", ".join(report.worst()) or "no single template"
+    console.print(
+        f"[yellow]warning: {line} is above {WARN_ABOVE}: shallow features give the label away; "
+        f"worst templates: {worst} (details: traitdose audit DATASET@vN)[/]",
+        highlight=False,
+    )

@@ -21,6 +21,7 @@ from curation.near_dedupe import reference_items
 from curation.pipeline import curation_stages
 from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, run_stages
+from curation.surface_audit import audit as surface_audit
 from recipes.llm.generate import generate_with_llm
 from recipes.llm.stages import client_for, llm_manifest, llm_stages
 from recipes.sources.ab_eval import read_ab_eval
@@ -50,7 +51,9 @@ def run_recipe(
     traits: list[str] | None = None,
     limit: int | None = None,
     progress: Progress | None = None,
+    audit: bool = True,
 ) -> RunResult:
+    """Run a recipe into a new version; ``audit`` adds the surface-cue audit to its manifest."""
     seed = recipe.seed if seed is None else seed
     chosen_traits = _select_traits(recipe, traits)
     recipe_hash = recipe.content_hash()
@@ -80,6 +83,7 @@ def run_recipe(
     funnel.add("accept", items.height, accepted.height, {"routed": routed.height} if routed.height else {})
 
     parent = store.latest(recipe.dataset_name)
+    audited = _audit(accepted) if audit else {}
     version = store.write_version(
         recipe.dataset_name,
         {split: accepted.filter(pl.col("split") == split) for split in ("train", "test")},
@@ -88,10 +92,19 @@ def run_recipe(
         funnel=funnel.steps,
         side=_side_tables(dropped, routed),
         files=_side_files(recipe, source),
-        meta=_meta(recipe, seed, chosen_traits) | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
+        meta=_meta(recipe, seed, chosen_traits)
+        | ({"llm": llm_manifest(recipe, llm)} if llm else {})
+        | audited,
     )
     tick("written", items.height)
     return RunResult(version, funnel.steps, len(source.quarantine))
+
+
+def _audit(accepted: pl.DataFrame) -> dict[str, Any]:
+    """``{"audit": report}`` for the manifest; empty when there are too few pairs to audit."""
+    if accepted.height < 20:
+        return {}
+    return {"audit": surface_audit(accepted).to_dict()}
 
 
 def _select_traits(recipe: Recipe, traits: list[str] | None) -> list[str]:
