@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -179,11 +181,7 @@ class Decontaminate:
     name: str = "decontam"
 
     def __call__(self, items: pl.DataFrame) -> StageResult:
-        named = (
-            self.benchmarks
-            if self.benchmarks is not None
-            else {b.label: load_benchmark(b) for b in self.config.benchmarks}
-        )
+        named, skipped = self._named()
         indexes = [BenchmarkIndex.build(name, bench, self.config) for name, bench in named.items()]
         item_texts = texts(items, self.config.field)
         reason = np.full(items.height, None, dtype=object)
@@ -216,6 +214,7 @@ class Decontaminate:
                     ],
                 }
             )
+        report += skipped
         marked = items.with_columns(
             _reason=pl.Series(reason.tolist(), dtype=pl.String),
             _detail=pl.Series(detail.tolist(), dtype=pl.String),
@@ -227,6 +226,19 @@ class Decontaminate:
         result.dropped = result.dropped.drop("_reason", "_detail")
         result.report = {"benchmarks": report}
         return result
+
+    def _named(self) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+        """Benchmark texts by name, and a report line for each optional benchmark that is absent."""
+        if self.benchmarks is not None:
+            return self.benchmarks, []
+        named, skipped = {}, []
+        for b in self.config.benchmarks:
+            if b.optional and not b.path.startswith("hf:") and not Path(b.path).exists():
+                note = f"{b.label} (skipped: {b.path} not found)"
+                skipped.append({"name": note, "checked": 0, "removed": 0, "examples": []})
+                continue
+            named[b.label] = load_benchmark(b)
+        return named, skipped
 
     def _hits(self, index: BenchmarkIndex, item_texts: pl.Series, taken: np.ndarray) -> pl.DataFrame:
         """Matches of rows no earlier benchmark claimed, in batches so memory stays bounded."""

@@ -100,8 +100,8 @@ class _Featurizer:
         self.numeric = list(chosen[0][0]) if chosen else []
         self.tokens = sorted(k for k, c in counts.items() if c >= MIN_TOKEN_COUNT)
         self.index = {k: i for i, k in enumerate(self.tokens)}
-        diffs = self._raw(chosen) - self._raw(rejected)
-        self.scale = np.where(diffs.std(0) > 0, diffs.std(0), 1.0)
+        spread = np.vstack([self._raw(chosen), self._raw(rejected)]).std(0)
+        self.scale = np.where(spread > 1e-9, spread, 1.0)  # numeric features on one scale
         self.scale[len(self.numeric) :] = 1.0
 
     @property

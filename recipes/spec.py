@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from core.traits import TRAITS, VIOLATIONS, known_traits
-from curation.config import CurationConfig
+from curation.config import Benchmark, CurationConfig
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 BANKS_DIR = Path(__file__).parent / "banks"
@@ -36,6 +36,17 @@ class RecipeError(ValueError):
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _benchmark_path(benchmark: Benchmark, info: ValidationInfo) -> str:
+    """A benchmark's resolved path; an optional one that is absent resolves without failing."""
+    try:
+        return _resolve_path(benchmark.path, info)
+    except ValueError:
+        known_type = Path(benchmark.path).suffix.lower() in (".csv", ".jsonl", ".parquet")
+        if not (benchmark.optional and known_type):
+            raise
+        return str((Path((info.context or {}).get("base", ".")) / benchmark.path).resolve())
 
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
@@ -226,7 +237,7 @@ class Recipe(Spec):
     def _benchmark_paths(cls, value: CurationConfig, info: ValidationInfo) -> CurationConfig:
         """Benchmark files resolve against the recipe's folder, like source paths."""
         decontam = value.decontam
-        benchmarks = [b.model_copy(update={"path": _resolve_path(b.path, info)}) for b in decontam.benchmarks]
+        benchmarks = [b.model_copy(update={"path": _benchmark_path(b, info)}) for b in decontam.benchmarks]
         return value.model_copy(update={"decontam": decontam.model_copy(update={"benchmarks": benchmarks})})
 
     @model_validator(mode="after")
