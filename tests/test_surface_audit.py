@@ -12,8 +12,8 @@ from core.store import Store
 from curation.surface_audit import audit, fit_pairwise
 from traitdose.cli import app
 
-NOUNS = ["kettle", "lamp", "river", "window", "garden", "ladder", "pocket", "engine", "blanket", "harbour", "meadow", "violin"]
-VERBS = ["warms", "lights", "floods", "opens", "grows", "leans", "holds", "drives", "covers", "shelters", "feeds", "plays"]
+NOUNS = "kettle lamp river window garden ladder pocket engine blanket harbour meadow violin".split()  # noqa: SIM905
+VERBS = "warms lights floods opens grows leans holds drives covers shelters feeds plays".split()  # noqa: SIM905
 
 
 def sentence(rng: random.Random) -> str:
