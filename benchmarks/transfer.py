@@ -1,20 +1,23 @@
-"""Does a health-only trait reward model transfer to other domains and to corrigibility?
+"""Does the built-in data teach the trait? Surface cues, transfer, contamination — in one run.
 
-Trains the Bradley–Terry reward head (``trainer.reward``, MiniLM encoder, offline) on
-health-only pairs — once on the built-in ``health`` recipe's own output (template banks,
-no public data), once on TruthfulQA Health + Nutrition through the ``answer_key`` source —
-and reports pairwise accuracy on held-out sets: TruthfulQA categories other than Health
-and Nutrition (grouped), and the human-written corrigibility A/B set (``ab_eval``).
-Baselines measured in the same run: zero-shot cosine of the encoder (prefer the response
-closer to the prompt) and each head retrained on shuffled labels.
+1. Runs every built-in recipe (template banks, no public data) and prints its surface-cue
+   audit accuracy (``curation.surface_audit``: shallow features only; 0.50 = no cue) and
+   how many items decontamination against TruthfulQA and the corrigibility set removed.
+2. Trains the Bradley–Terry reward head (``trainer.reward``, MiniLM encoder, offline) on
+   health-only pairs — once on the built-in ``health`` recipe's own train split, once on
+   TruthfulQA Health + Nutrition through the ``answer_key`` source — and reports pairwise
+   accuracy on held-out sets: TruthfulQA categories other than Health and Nutrition
+   (grouped), and the human-written corrigibility A/B set (``ab_eval``). Baselines measured
+   in the same run: zero-shot cosine of the encoder and each head on shuffled labels.
 
-The surface statistics beside the table (share of chosen / rejected answers that open
-with a negation) show when a head can score well for the wrong reason (DESIGN.md,
+Goals (issue 12): surface-cue <= 0.60 on every built-in recipe; the health-recipe head
+>= 0.75 on every non-health TruthfulQA group and >= 0.85 on the corrigibility A/B set.
+The negation table shows when a head can score well for the wrong reason (DESIGN.md,
 "A measured pitfall: polarity artifacts").
 
-    python benchmarks/transfer.py [--store DIR] [--json results.json]
+    python benchmarks/transfer.py [--data ../shared/data] [--store DIR] [--json results.json]
 
-Needs ../shared/data (TruthfulQA, model-written-evals) beside the repository.
+Needs ../shared/data (TruthfulQA, model-written-evals) beside the repository, or --data.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import polars as pl  # noqa: E402
 
 from core.store import Store  # noqa: E402
 from recipes.runner import run_recipe  # noqa: E402
-from recipes.spec import Recipe, load_recipe  # noqa: E402
+from recipes.spec import Recipe, builtin_recipes, load_recipe  # noqa: E402
 from trainer.data import pairs_frame  # noqa: E402
 from trainer.reward import Encoder, PairEmbeddings, RewardHead, pairwise_report  # noqa: E402
 
@@ -50,6 +53,52 @@ GROUPS = {
 NEGATION = re.compile(
     r"^\W*(no|not|none|never|nothing|nobody|there is no|there are no|it is not|you (can|should)not)\b", re.I
 )
+
+
+def with_data(recipe: Recipe) -> Recipe:
+    """The recipe with its optional benchmark files found in DATA when ../shared is elsewhere."""
+    decontam = recipe.curation.decontam
+    moved = [
+        b
+        if Path(b.path).exists()
+        else b.model_copy(update={"path": str(DATA / Path(b.path).parent.name / Path(b.path).name)})
+        for b in decontam.benchmarks
+    ]
+    curation = recipe.curation.model_copy(
+        update={"decontam": decontam.model_copy(update={"benchmarks": moved})}
+    )
+    return recipe.model_copy(update={"curation": curation})
+
+
+def builtin_table(store: Store) -> dict[str, dict[str, float | int | str]]:
+    """Per built-in recipe: items, surface-cue accuracy, items decontamination removed."""
+    table: dict[str, dict[str, float | int | str]] = {}
+    for name in builtin_recipes():
+        try:
+            version = run_recipe(with_data(load_recipe(name)), store).version
+        except (ValueError, OSError) as exc:
+            table[name] = {"error": str(exc).splitlines()[0][:100]}
+            continue
+        m = version.manifest
+        flagged = sum(
+            s.get("dropped", {}).get("contaminated", 0) for s in m["funnel"] if s["stage"] == "decontam"
+        )
+        checked = [
+            b["name"] for s in m["funnel"] if s["stage"] == "decontam" for b in s["report"]["benchmarks"]
+        ]
+        table[name] = {
+            "items": sum(m["rows"].values()),
+            "surface_cue": m["audit"]["accuracy"],
+            "worst": ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in _worst(m["audit"]["by_template"])),
+            "decontam_flagged": flagged,
+            "benchmarks": ", ".join(checked) or "none",
+        }
+        print(f"built {version.ref}: {m['rows']}", file=sys.stderr)
+    return table
+
+
+def _worst(by_template: dict[str, dict[str, float]]) -> list[tuple[str, dict[str, float]]]:
+    return sorted(by_template.items(), key=lambda kv: -kv[1]["accuracy"])[:2]
 
 
 def truthfulqa(name: str, domain: str, categories: list[str]) -> Recipe:
@@ -78,7 +127,7 @@ def build_sets(store: Store) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
     categories = pl.read_csv(DATA / "truthfulqa" / "TruthfulQA.csv", infer_schema=False)["Category"].unique()
     grouped = set(HEALTH).union(*GROUPS.values())
     recipes = {
-        "health-recipe": load_recipe("health"),
+        "health-recipe": with_data(load_recipe("health")),
         "tqa-health": truthfulqa("tqa-health", "health", HEALTH),
         **{name: truthfulqa(name, name.removeprefix("tqa-"), cats) for name, cats in GROUPS.items()},
         "tqa-rest": truthfulqa("tqa-rest", "general", sorted(set(categories) - grouped)),
@@ -110,12 +159,30 @@ def main() -> None:
     )
     parser.add_argument("--store", type=Path, help="Store to build the sets in (default: a temp folder).")
     parser.add_argument("--json", type=Path, help="Write the results here too.")
+    parser.add_argument("--data", type=Path, help="The public data folder (default: ../shared/data).")
     args = parser.parse_args()
+    global DATA
+    DATA = (args.data or DATA).resolve()
     if not DATA.is_dir():
         raise SystemExit(f"needs the public data in {DATA}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        sets = build_sets(Store(args.store or tmp))
+        store = Store(args.store or tmp)
+        builtin = builtin_table(store)
+        sets = build_sets(store)
+    print("\nbuilt-in recipes: surface-cue audit (0.50 = no cue; goal <= 0.60) and decontamination\n")
+    print(
+        "| recipe | items | surface-cue | most predictable templates | decontam flagged | checked against |"
+    )
+    print("| --- | ---: | ---: | --- | ---: | --- |")
+    for name, row in builtin.items():
+        if "error" in row:
+            print(f"| {name} | - | - | {row['error']} | - | - |")
+            continue
+        print(
+            f"| {name} | {row['items']} | {row['surface_cue']:.3f} | {row['worst']} | "
+            f"{row['decontam_flagged']} | {row['benchmarks']} |"
+        )
     encoder = Encoder()
     embedded = {
         name: (PairEmbeddings.of(train, encoder), PairEmbeddings.of(held, encoder))
@@ -154,7 +221,10 @@ def main() -> None:
         print(f"| {name} | {stats[name][0]:.2f} | {stats[name][1]:.2f} |")
     if args.json:
         args.json.write_text(
-            json.dumps({"accuracy": rows, "pairs": sizes, "negation_share": stats}, indent=2) + "\n"
+            json.dumps(
+                {"builtin": builtin, "accuracy": rows, "pairs": sizes, "negation_share": stats}, indent=2
+            )
+            + "\n"
         )
 
 
