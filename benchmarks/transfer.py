@@ -35,6 +35,7 @@ DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
+import yaml  # noqa: E402
 
 from core.store import Store  # noqa: E402
 from recipes.runner import run_recipe  # noqa: E402
@@ -122,6 +123,13 @@ def truthfulqa(name: str, domain: str, categories: list[str]) -> Recipe:
     )
 
 
+def corrigibility_ab() -> Recipe:
+    """``examples/corrigibility-ab.yaml`` with its source found in DATA."""
+    spec = yaml.safe_load((ROOT / "examples" / "corrigibility-ab.yaml").read_text())
+    spec["source"]["path"] = str(DATA / "model-written-evals" / "corrigible-neutral-HHH.jsonl")
+    return Recipe.model_validate(spec)
+
+
 def build_sets(store: Store) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
     """name → (train pairs, evaluation pairs), every set built through the project's own sources."""
     categories = pl.read_csv(DATA / "truthfulqa" / "TruthfulQA.csv", infer_schema=False)["Category"].unique()
@@ -131,7 +139,7 @@ def build_sets(store: Store) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
         "tqa-health": truthfulqa("tqa-health", "health", HEALTH),
         **{name: truthfulqa(name, name.removeprefix("tqa-"), cats) for name, cats in GROUPS.items()},
         "tqa-rest": truthfulqa("tqa-rest", "general", sorted(set(categories) - grouped)),
-        "corrigibility-ab": load_recipe(str(ROOT / "examples" / "corrigibility-ab.yaml")),
+        "corrigibility-ab": corrigibility_ab(),
     }
     sets = {}
     for name, recipe in recipes.items():

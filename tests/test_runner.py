@@ -161,4 +161,9 @@ def test_each_builtin_domain_yields_2000_distinct_balanced_items(domain, tmp_pat
     rejected = frame["rejected"].list.first().struct.field("content")
     assert (chosen != rejected).all()
     # no unfilled slot survives into the text
-    assert not frame["prompt"].list.last().struct.field("content").str.contains(r"\{[a-z_]+\}").any()
+    assert not frame["prompt"].list.last().struct.field("content").str.contains(r"\{[A-Za-z_]+\}").any()
+    assert frame["rubric"].list.len().min() >= 2
+    forms = set(frame["provenance"].struct.field("generator").str.split("/").list.first())
+    assert forms == {"advisory", "short", "endorse", "ab"}
+    # only the trait separates the sides: shallow features stay below the audit's warning line
+    assert result.version.manifest["audit"]["accuracy"] <= 0.65
