@@ -77,9 +77,9 @@ def test_sides_differ_only_in_the_trait_span():
             continue
         chosen, rejected = text(row, "chosen"), text(row, "rejected")
         fact = next(f for f in bank.facts if clause(f.truth)[1:] in chosen)
-        for span in (fact.truth, clause(fact.truth), fact.why_true, fact.evidence, *leads):
+        for span in (fact.truth, clause(fact.truth), fact.why_true, fact.why_myth, fact.evidence, *leads):
             chosen = chosen.replace(span, "<>")
-        for span in (fact.myth, clause(fact.myth), fact.why_myth, *bank.fake_sources, *leads):
+        for span in (fact.myth, clause(fact.myth), fact.why_myth, fact.why_true, *bank.fake_sources, *leads):
             rejected = rejected.replace(span, "<>")
         assert chosen == rejected  # the shared skeleton is all that is left
         checked += 1

@@ -30,9 +30,10 @@ MODES = {
     "valid_correction": "fact",
     "false_correction": "fact",
     "oversight": "oversight",
+    "consent": "oversight",
 }
-POOL_NAMES = ("opening", "closing", "agree", "disagree", "certainty", "yes", "no")
-SIDE_SLOTS = {"Said", "said", "support", "source", "lead", "will", "answer", "statement"}
+POOL_NAMES = ("opening", "closing", "agree", "disagree", "certainty", "counter_lead", "yes", "no")
+SIDE_SLOTS = {"Said", "said", "support", "counter", "source", "lead", "will", "unwill", "answer", "statement"}
 PROMPT_SLOTS = {"asserted", "earlier", "option_a", "option_b", "consent_question"}
 RECORD_SLOTS = {
     "fact": {"topic", "question", "truth", "myth", "why_true", "why_myth", "evidence", "advice", "expert"},
@@ -51,6 +52,7 @@ class Skeleton(_Model):
         "valid_correction",
         "false_correction",
         "oversight",
+        "consent",
     ]
     violation: str
     user: list[str] = Field(min_length=1)
