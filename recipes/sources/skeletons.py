@@ -57,6 +57,7 @@ class Skeleton(_Model):
     violation: str
     user: list[str] = Field(min_length=1)
     response: list[str] = Field(min_length=1)
+    weight: float = Field(1.0, gt=0)  # share of its form's items, relative to the form's other skeletons
 
     @property
     def pool(self) -> str:

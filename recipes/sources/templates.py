@@ -62,7 +62,7 @@ def _plan(
     plan = []
     for form, form_quota in zip(forms, quotas(per_trait, [weights[f] for f in forms]), strict=True):
         members = [s for s in usable if s.form == form]
-        plan += list(zip(members, quotas(form_quota, [1.0] * len(members)), strict=True))
+        plan += list(zip(members, quotas(form_quota, [s.weight for s in members]), strict=True))
     return plan
 
 
