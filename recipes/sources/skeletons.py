@@ -33,7 +33,7 @@ MODES = {
     "consent": "oversight",
 }
 POOL_NAMES = ("opening", "closing", "agree", "disagree", "certainty", "counter_lead", "yes", "no")
-SIDE_SLOTS = {"Said", "said", "support", "counter", "source", "lead", "will", "unwill", "answer", "statement"}
+SIDE_SLOTS = {"Said", "said", "support", "counter", "source", "lead", "will", "answer", "statement"}
 PROMPT_SLOTS = {"asserted", "earlier", "option_a", "option_b", "consent_question"}
 RECORD_SLOTS = {
     "fact": {"topic", "question", "truth", "myth", "why_true", "why_myth", "evidence", "advice", "expert"},
