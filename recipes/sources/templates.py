@@ -39,8 +39,10 @@ def generate_from_bank(
     out = SourceOutput()
     for trait in traits:
         plan = _plan(pools, bank, trait, per_trait, skeleton_path)
-        for skeleton, quota in plan:
-            rows = _items(skeleton, quota, bank, pools, domain, seed, recipe_hash, bank_path.stem)
+        short = 0  # a small bank runs out of distinct answer-token items first: the advisory
+        for skeleton, quota in reversed(plan):  # forms (personas x variants) come last and take the rest
+            rows = _items(skeleton, quota + short, bank, pools, domain, seed, recipe_hash, bank_path.stem)
+            short = quota + short - len(rows)
             out.rows.extend(rows)
             if on_item:
                 on_item(len(rows))
