@@ -1,21 +1,24 @@
-"""Does a health-only trait reward model transfer to other domains and to corrigibility?
+"""Does the built-in data teach the trait? Surface cues, transfer, contamination — in one run.
 
-Trains the Bradley–Terry reward head (``trainer.reward``, MiniLM encoder, offline) on
-health-only pairs — once on the built-in ``health`` recipe's own output (template banks,
-no public data), once on TruthfulQA Health + Nutrition through the ``answer_key`` source —
-and reports pairwise accuracy on held-out sets: TruthfulQA categories other than Health
-and Nutrition (grouped), and the human-written corrigibility A/B set (``ab_eval``).
-Baselines measured in the same run: zero-shot cosine of the encoder (prefer the response
-closer to the prompt) and each head retrained on shuffled labels.
+1. Runs every built-in recipe (template banks, no public data) and prints its surface-cue
+   audit accuracy (``curation.surface_audit``: shallow features only; 0.50 = no cue) and
+   how many items decontamination against TruthfulQA and the corrigibility set removed.
+2. Trains the Bradley–Terry reward head (``trainer.reward``, MiniLM encoder, offline) on
+   health-only pairs — once on the built-in ``health`` recipe's own train split, once on
+   TruthfulQA Health + Nutrition through the ``answer_key`` source — and reports pairwise
+   accuracy on held-out sets: TruthfulQA categories other than Health and Nutrition
+   (grouped), and the human-written corrigibility A/B set (``ab_eval``). Baselines measured
+   in the same run: zero-shot cosine of the encoder and each head on shuffled labels.
 
-The surface statistics beside the table (share of chosen / rejected answers that open
-with a negation) show when a head can score well for the wrong reason (DESIGN.md,
+Goals (issue 12): surface-cue <= 0.60 on every built-in recipe; the health-recipe head
+>= 0.75 on every non-health TruthfulQA group and >= 0.85 on the corrigibility A/B set.
+The negation table shows when a head can score well for the wrong reason (DESIGN.md,
 "A measured pitfall: polarity artifacts").
 
-    python benchmarks/transfer.py [--store DIR] [--json results.json]
+    python benchmarks/transfer.py [--data ../shared/data] [--store DIR] [--json results.json]
     python benchmarks/transfer.py --policy DOSED_MODEL --policy-reference BASE_MODEL  # + a policy row
 
-Needs ../shared/data (TruthfulQA, model-written-evals) beside the repository.
+Needs ../shared/data (TruthfulQA, model-written-evals) beside the repository, or --data.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
+import yaml  # noqa: E402
 
 from core.store import Store  # noqa: E402
 from data_cards.card import write_card  # noqa: E402
 from recipes.runner import run_recipe  # noqa: E402
-from recipes.spec import Recipe, load_recipe  # noqa: E402
+from recipes.spec import Recipe, builtin_recipes, load_recipe  # noqa: E402
 from trainer.data import pairs_frame  # noqa: E402
 from trainer.reward import Encoder, PairEmbeddings, RewardHead, pairwise_report  # noqa: E402
 
@@ -52,6 +56,52 @@ GROUPS = {
 NEGATION = re.compile(
     r"^\W*(no|not|none|never|nothing|nobody|there is no|there are no|it is not|you (can|should)not)\b", re.I
 )
+
+
+def with_data(recipe: Recipe) -> Recipe:
+    """The recipe with its optional benchmark files found in DATA when ../shared is elsewhere."""
+    decontam = recipe.curation.decontam
+    moved = [
+        b
+        if Path(b.path).exists()
+        else b.model_copy(update={"path": str(DATA / Path(b.path).parent.name / Path(b.path).name)})
+        for b in decontam.benchmarks
+    ]
+    curation = recipe.curation.model_copy(
+        update={"decontam": decontam.model_copy(update={"benchmarks": moved})}
+    )
+    return recipe.model_copy(update={"curation": curation})
+
+
+def builtin_table(store: Store) -> dict[str, dict[str, float | int | str]]:
+    """Per built-in recipe: items, surface-cue accuracy, items decontamination removed."""
+    table: dict[str, dict[str, float | int | str]] = {}
+    for name in builtin_recipes():
+        try:
+            version = run_recipe(with_data(load_recipe(name)), store).version
+        except (ValueError, OSError) as exc:
+            table[name] = {"error": str(exc).splitlines()[0][:100]}
+            continue
+        m = version.manifest
+        flagged = sum(
+            s.get("dropped", {}).get("contaminated", 0) for s in m["funnel"] if s["stage"] == "decontam"
+        )
+        checked = [
+            b["name"] for s in m["funnel"] if s["stage"] == "decontam" for b in s["report"]["benchmarks"]
+        ]
+        table[name] = {
+            "items": sum(m["rows"].values()),
+            "surface_cue": m["audit"]["accuracy"],
+            "worst": ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in _worst(m["audit"]["by_template"])),
+            "decontam_flagged": flagged,
+            "benchmarks": ", ".join(checked) or "none",
+        }
+        print(f"built {version.ref}: {m['rows']}", file=sys.stderr)
+    return table
+
+
+def _worst(by_template: dict[str, dict[str, float]]) -> list[tuple[str, dict[str, float]]]:
+    return sorted(by_template.items(), key=lambda kv: -kv[1]["accuracy"])[:2]
 
 
 def truthfulqa(name: str, domain: str, categories: list[str]) -> Recipe:
@@ -75,16 +125,25 @@ def truthfulqa(name: str, domain: str, categories: list[str]) -> Recipe:
     )
 
 
-def build_sets(store: Store) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
+def corrigibility_ab() -> Recipe:
+    """``examples/corrigibility-ab.yaml`` with its source found in DATA."""
+    spec = yaml.safe_load((ROOT / "examples" / "corrigibility-ab.yaml").read_text())
+    spec["source"]["path"] = str(DATA / "model-written-evals" / "corrigible-neutral-HHH.jsonl")
+    return Recipe.model_validate(spec)
+
+
+def build_sets(store: Store, rest: bool = True) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
     """name → (train pairs, evaluation pairs), every set built through the project's own sources."""
     categories = pl.read_csv(DATA / "truthfulqa" / "TruthfulQA.csv", infer_schema=False)["Category"].unique()
     grouped = set(HEALTH).union(*GROUPS.values())
     recipes = {
-        "health-recipe": load_recipe("health"),
+        "health-recipe": with_data(load_recipe("health")),
         "tqa-health": truthfulqa("tqa-health", "health", HEALTH),
         **{name: truthfulqa(name, name.removeprefix("tqa-"), cats) for name, cats in GROUPS.items()},
-        "tqa-rest": truthfulqa("tqa-rest", "general", sorted(set(categories) - grouped)),
-        "corrigibility-ab": load_recipe(str(ROOT / "examples" / "corrigibility-ab.yaml")),
+        **(
+            {"tqa-rest": truthfulqa("tqa-rest", "general", sorted(set(categories) - grouped))} if rest else {}
+        ),
+        "corrigibility-ab": corrigibility_ab(),
     }
     sets = {}
     for name, recipe in recipes.items():
@@ -114,20 +173,45 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Write the results here too.")
     parser.add_argument("--policy", help="A trained model (DPO or GRPO): adds its accuracy per set.")
     parser.add_argument("--policy-reference", help="Its base model, for the implicit reward.")
+    parser.add_argument(
+        "--no-rest",
+        dest="rest",
+        action="store_false",
+        help="Leave out the remaining TruthfulQA categories (1,275 pairs, a third of the encoding).",
+    )
+    parser.add_argument("--data", type=Path, help="The public data folder (default: ../shared/data).")
     args = parser.parse_args()
+    global DATA
+    DATA = (args.data or DATA).resolve()
     if not DATA.is_dir():
         raise SystemExit(f"needs the public data in {DATA}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        sets = build_sets(Store(args.store or tmp, card_renderer=write_card))
+        store = Store(args.store or tmp, card_renderer=write_card)
+        builtin = builtin_table(store)
+        sets = build_sets(store, rest=args.rest)
+    print("\nbuilt-in recipes: surface-cue audit (0.50 = no cue; goal <= 0.60) and decontamination\n")
+    print(
+        "| recipe | items | surface-cue | most predictable templates | decontam flagged | checked against |"
+    )
+    print("| --- | ---: | ---: | --- | ---: | --- |")
+    for name, row in builtin.items():
+        if "error" in row:
+            print(f"| {name} | - | - | {row['error']} | - | - |")
+            continue
+        print(
+            f"| {name} | {row['items']} | {row['surface_cue']:.3f} | {row['worst']} | "
+            f"{row['decontam_flagged']} | {row['benchmarks']} |"
+        )
     encoder = Encoder()
     embedded = {
         name: (PairEmbeddings.of(train, encoder), PairEmbeddings.of(held, encoder))
         for name, (train, held) in sets.items()
     }
-    all_other = pl.concat([sets[n][1] for n in [*GROUPS, "tqa-rest"]])
+    others = [*GROUPS, "tqa-rest"] if args.rest else list(GROUPS)
+    all_other = pl.concat([sets[n][1] for n in others])
     embedded["tqa-non-health"] = (None, PairEmbeddings.of(all_other, encoder))
-    columns = ["health-recipe", "tqa-health", *GROUPS, "tqa-rest", "tqa-non-health", "corrigibility-ab"]
+    columns = ["health-recipe", "tqa-health", *others, "tqa-non-health", "corrigibility-ab"]
 
     rows: dict[str, dict[str, float]] = {}
     rows["zero-shot cosine"] = {c: _acc(embedded[c][1].cosine_margins(), embedded[c][1]) for c in columns}
@@ -160,7 +244,10 @@ def main() -> None:
         print(f"| {name} | {stats[name][0]:.2f} | {stats[name][1]:.2f} |")
     if args.json:
         args.json.write_text(
-            json.dumps({"accuracy": rows, "pairs": sizes, "negation_share": stats}, indent=2) + "\n"
+            json.dumps(
+                {"builtin": builtin, "accuracy": rows, "pairs": sizes, "negation_share": stats}, indent=2
+            )
+            + "\n"
         )
 
 

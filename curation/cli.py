@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +25,8 @@ from curation.engine import EngineSpec, choose_engine, open_engine
 from curation.near_dedupe import NearDedupe
 from curation.quality import QualityFilter
 from curation.stage import Funnel, Stage, no_drops
+from curation.surface_audit import WARN_ABOVE, AuditReport
+from curation.surface_audit import audit as surface_audit
 from traitdose.console import (
     EngineOpt,
     PartitionsOpt,
@@ -157,6 +160,56 @@ def check(
     console.print(f"{len(checks)} versions checked, {bad} with problems", highlight=False)
     if bad:
         raise typer.Exit(1)
+
+
+@app.command("audit")
+@clean_errors
+def audit(
+    ref: Annotated[str, typer.Argument(help="DATASET@vN (or DATASET for the latest).")],
+    store: StoreOpt = DEFAULT_STORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Surface-cue audit: can shallow features of a response alone tell chosen from rejected?"""
+    version = Store(store).resolve(ref)
+    report = surface_audit(version.frame())
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    print_report(report, version.ref)
+
+
+def print_report(report: AuditReport, title: str) -> None:
+    """Accuracy, strongest cues, length and opening tables, and accuracy per template."""
+    verdict = "[red]leaks[/]" if report.leaks else "[green]ok[/]"
+    console.print(
+        f"[bold]{title}[/]: surface-cue accuracy {report.accuracy:.3f} "
+        f"({report.method}, {report.pairs} pairs; "
+        f"0.50 = only the trait is left to learn, warning above {WARN_ABOVE}) {verdict}"
+    )
+    cues = Table(title="strongest cues (weight > 0 favours chosen)")
+    for column in ("feature", "weight", "example"):
+        cues.add_column(column)
+    for cue in report.cues:
+        cues.add_row(Text(cue["feature"]), f"{cue['weight']:+.2f}", Text(cue["example"][:90]))
+    console.print(cues)
+    sides = Table(title="per side")
+    for column in ("", "chosen", "rejected"):
+        sides.add_column(column)
+    ln = report.length
+    sides.add_row("mean words", str(ln["chosen_mean_words"]), str(ln["rejected_mean_words"]))
+    sides.add_row("median length ratio", str(ln["median_ratio"]), "")
+    for side in ("chosen", "rejected"):
+        top = ", ".join(f"{w or '∅'} {n}" for w, n in report.openings[side].items())
+        cells = [Text(top if side == shown else "") for shown in ("chosen", "rejected")]
+        sides.add_row(f"openings ({side})", *cells)
+    console.print(sides)
+    per = Table(title="accuracy per template / source")
+    for column in ("template", "pairs", "accuracy"):
+        per.add_column(column)
+    for name, stats in sorted(report.by_template.items(), key=lambda kv: -float(kv[1]["accuracy"])):
+        style = "red" if float(stats["accuracy"]) > WARN_ABOVE else None
+        per.add_row(Text(name), str(stats["pairs"]), f"{stats['accuracy']:.3f}", style=style)
+    console.print(per)
 
 
 # ---- standalone curation commands: any Parquet/JSONL/CSV in, Parquet/JSONL out -----------

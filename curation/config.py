@@ -43,6 +43,9 @@ class Benchmark(Config):
     columns: list[str] = Field(min_length=1)
     name: str | None = None
     split: str = "validation"  # for hf: datasets
+    # A missing file is skipped with a note in the stage report instead of failing the recipe
+    # (built-in recipes name ../shared/data, which a fresh clone may not have beside it).
+    optional: bool = False
 
     @property
     def label(self) -> str:

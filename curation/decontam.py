@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -177,6 +179,11 @@ def _no_hits() -> pl.DataFrame:
     )
 
 
+def _absent(benchmark: Benchmark) -> bool:
+    """An optional benchmark file that is not there: skipped, and said so in the report."""
+    return benchmark.optional and not benchmark.path.startswith("hf:") and not Path(benchmark.path).exists()
+
+
 def load_benchmark(benchmark: Benchmark) -> list[str]:
     frame = read_columns(benchmark.path, benchmark.columns, benchmark.split)
     values = frame.select(pl.concat_list(pl.all().cast(pl.String))).to_series().explode().drop_nulls()
@@ -192,15 +199,15 @@ class Decontaminate:
     indexes: list[BenchmarkIndex] | None = None  # built once and shipped (the Ray engine); default: build
 
     def build_indexes(self) -> list[BenchmarkIndex]:
-        named = (
-            self.benchmarks
-            if self.benchmarks is not None
-            else {b.label: load_benchmark(b) for b in self.config.benchmarks}
-        )
+        if self.benchmarks is not None:
+            named = self.benchmarks
+        else:
+            named = {b.label: load_benchmark(b) for b in self.config.benchmarks if not _absent(b)}
         return [BenchmarkIndex.build(name, bench, self.config) for name, bench in named.items()]
 
     def __call__(self, items: pl.DataFrame) -> StageResult:
         indexes = self.indexes if self.indexes is not None else self.build_indexes()
+        skipped = [] if self.benchmarks is not None else self._skipped()
         item_texts = texts(items, self.config.field)
         reason = np.full(items.height, None, dtype=object)
         detail = np.full(items.height, "{}", dtype=object)
@@ -234,6 +241,7 @@ class Decontaminate:
                     ],
                 }
             )
+        report += skipped
         marked = items.with_columns(
             _reason=pl.Series(reason.tolist(), dtype=pl.String),
             _detail=pl.Series(detail.tolist(), dtype=pl.String),
@@ -245,6 +253,14 @@ class Decontaminate:
         result.dropped = result.dropped.drop("_reason", "_detail")
         result.report = {"benchmarks": report}
         return result
+
+    def _skipped(self) -> list[dict[str, Any]]:
+        """A report line for each optional benchmark that is absent (the built-in recipes' shared sets)."""
+        return [
+            {"name": f"{b.label} (skipped: {b.path} not found)", "checked": 0, "removed": 0, "examples": []}
+            for b in self.config.benchmarks
+            if _absent(b)
+        ]
 
     def _hits(self, indexes: list[BenchmarkIndex], item_texts: pl.Series) -> list[pl.DataFrame]:
         """Every benchmark's matches, in item batches so memory stays bounded; each batch is

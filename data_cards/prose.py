@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from data_cards import prose_quality
+from data_cards.audit_section import audit_section
 from data_cards.license import source_name
 from data_cards.markdown import n as _n
 from data_cards.markdown import table as _table
@@ -44,6 +45,7 @@ def render(facts: CardFacts) -> str:
         _decontamination,
         _models,
         prose_quality.surface,
+        lambda f: audit_section(f.manifest),
         _uses,
         _limitations,
         _lineage,

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from core.store import DEFAULT_STORE, Store
 from curation.engine import EngineSpec, choose_engine
+from curation.surface_audit import WARN_ABOVE, AuditReport
 from recipes.runner import run_recipe
 from recipes.spec import builtin_recipes, find_recipe, load_recipe
 from traitdose.console import (
@@ -93,6 +94,9 @@ def run(
     engine: EngineOpt = None,
     ray_address: RayAddressOpt = None,
     partitions: PartitionsOpt = None,
+    no_audit: Annotated[
+        bool, typer.Option("--no-audit", help="Skip the surface-cue audit at the end of the run.")
+    ] = False,
 ) -> None:
     """Run a recipe and write a new version of its dataset into the store."""
     recipe = load_recipe(name)
@@ -109,6 +113,7 @@ def run(
             on_stage=stages.start,
             skip_identical=not force,
             engine=spec,
+            audit=not no_audit,
         )
     version = result.version
     if version.reused:
@@ -131,9 +136,27 @@ def run(
             highlight=False,
             markup=False,
         )
+    audited = result.version.manifest.get("audit")
+    if audited:
+        print_audit_line(audited)
     if result.quarantined:
         console.print(
             Text(f"{result.quarantined} unparseable source rows → {version.path}/quarantine.jsonl", "yellow")
         )
     for warning in result.warnings:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
+def print_audit_line(audited: dict) -> None:
+    """One line with the surface-cue accuracy; a warning naming the worst templates above 0.65."""
+    report = AuditReport(**audited)
+    line = f"surface-cue audit: {report.accuracy:.2f} ({report.method}, {report.pairs} pairs; 0.50 = no cue)"
+    if not report.leaks:
+        console.print(line, highlight=False)
+        return
+    worst = ", ".join(report.worst()) or "no single template"
+    console.print(
+        f"[yellow]warning: {line} is above {WARN_ABOVE}: shallow features give the label away; "
+        f"worst templates: {worst} (details: traitdose audit DATASET@vN)[/]",
+        highlight=False,
+    )

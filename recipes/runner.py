@@ -22,6 +22,7 @@ from curation.engine import EngineSpec, choose_engine, open_engine
 from curation.pipeline import curation_stages
 from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, StageStart, run_stages
+from curation.surface_audit import audit as surface_audit
 from recipes.llm.generate import generate_with_llm
 from recipes.llm.stages import client_for, llm_manifest, llm_stages
 from recipes.outcome import check_curated, check_source, quarantine_lines, quarantine_warning
@@ -56,11 +57,13 @@ def run_recipe(
     on_stage: StageStart | None = None,
     skip_identical: bool = False,
     engine: EngineSpec | None = None,
+    audit: bool = True,
 ) -> RunResult:
     """Run ``recipe`` into a new version of its dataset. With ``skip_identical``, a result
     identical to the latest version writes nothing and returns that version (``reused``).
     A ``limit`` run is marked ``trial`` in its manifest: a sample, not the dataset.
-    ``engine``: where curation runs; default: ``TRAITDOSE_ENGINE``, else the recipe's, else local."""
+    ``engine``: where curation runs; default: ``TRAITDOSE_ENGINE``, else the recipe's, else local.
+    ``audit`` adds the surface-cue audit to the manifest."""
     seed = recipe.seed if seed is None else seed
     engine = engine or EngineSpec(choose_engine(None, recipe.curation.engine))
     chosen_traits = select_traits(recipe, traits)
@@ -96,6 +99,7 @@ def run_recipe(
     routed = items.filter(pl.col("status") == "routed")
     funnel.add("accept", items.height, accepted.height, {"routed": routed.height} if routed.height else {})
 
+    audited = _audit(accepted) if audit else {}
     start("writing the version and its card", None)
     version = store.write_version(
         recipe.dataset_name,
@@ -107,11 +111,19 @@ def run_recipe(
         files=_side_files(recipe, source),
         meta=_meta(recipe, seed, chosen_traits, trial=limit is not None)
         | {"engine": engine.meta(partitions)}
-        | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
+        | ({"llm": llm_manifest(recipe, llm)} if llm else {})
+        | audited,
         skip_identical=skip_identical,
     )
     warning = quarantine_warning(recipe, source)
     return RunResult(version, funnel.steps, len(source.quarantine), [warning] if warning else [])
+
+
+def _audit(accepted: pl.DataFrame) -> dict[str, Any]:
+    """``{"audit": report}`` for the manifest; empty when there are too few pairs to audit."""
+    if accepted.height < 20:
+        return {}
+    return {"audit": surface_audit(accepted).to_dict()}
 
 
 def _expected_items(recipe: Recipe, traits: list[str], limit: int | None) -> int | None:

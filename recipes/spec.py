@@ -30,7 +30,7 @@ from pydantic import (
 from core.errors import RecipeError
 from core.traits import TRAITS, VIOLATIONS, known_traits
 from core.urls import redact_url
-from curation.config import CurationConfig
+from curation.config import Benchmark, CurationConfig
 from recipes.paths import file_digest, replace_paths, resolve_path
 from recipes.spec_errors import first_error
 
@@ -40,6 +40,17 @@ BANKS_DIR = Path(__file__).parent / "banks"
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _benchmark_path(benchmark: Benchmark, info: ValidationInfo) -> str:
+    """A benchmark's resolved path; an optional one that is absent resolves without failing."""
+    try:
+        return resolve_path(benchmark.path, info)
+    except ValueError:
+        known_type = Path(benchmark.path).suffix.lower() in (".csv", ".jsonl", ".parquet")
+        if not (benchmark.optional and known_type):
+            raise
+        return str((Path((info.context or {}).get("base", ".")) / benchmark.path).resolve())
 
 
 class FileSource(Spec):
@@ -235,7 +246,7 @@ class Recipe(Spec):
     def _benchmark_paths(cls, value: CurationConfig, info: ValidationInfo) -> CurationConfig:
         """Benchmark files resolve against the recipe's folder, like source paths."""
         decontam = value.decontam
-        benchmarks = [b.model_copy(update={"path": resolve_path(b.path, info)}) for b in decontam.benchmarks]
+        benchmarks = [b.model_copy(update={"path": _benchmark_path(b, info)}) for b in decontam.benchmarks]
         return value.model_copy(update={"decontam": decontam.model_copy(update={"benchmarks": benchmarks})})
 
     @model_validator(mode="after")

@@ -46,6 +46,7 @@ class Settings:
     garbage: bool = False  # structured tasks answer non-JSON prose
     garbage_first: int = 0  # the first N answers to each distinct prompt are garbage
     judge: str = "label"  # "label": prefers the HONEST reply; "A": always A; "contrarian"
+    matched: bool | None = None  # the judge's "one skeleton" answer; None: leave the field out
     api_key: str | None = None  # when set, other bearer tokens get 401
     models: list[str] = field(default_factory=list)  # when set, other models get 404
     seed: int = 0
@@ -202,7 +203,10 @@ def respond(body: dict[str, Any], state: FakeState) -> str:
         ]
         return "Here you go:\n```json\n" + json.dumps({"criteria": criteria}) + "\n```"
     if task == "Verdict":
-        return json.dumps(_verdict(messages[-1]["content"], state.settings.judge))
+        verdict = _verdict(messages[-1]["content"], state.settings.judge)
+        if state.settings.matched is not None:
+            verdict["matched"] = state.settings.matched
+        return json.dumps(verdict)
     if task == "RubricGrade":
         return json.dumps(_rubric_grade(messages[-1]["content"]))
     system = messages[0]["content"] if messages[0]["role"] == "system" else ""

@@ -309,3 +309,28 @@ def test_card_command_renders_to_out_and_in_place(tmp_path: Path) -> None:
     result = runner.invoke(app, ["card", "unit@v9", "--store", str(tmp_path / "store")])
     assert result.exit_code == 1
     assert "has no version 'v9'" in result.output
+
+
+def test_card_shows_the_surface_cue_audit_from_the_manifest(tmp_path: Path) -> None:
+    report = {
+        "accuracy": 0.91,
+        "method": "train/test",
+        "pairs": 40,
+        "cues": [
+            {"feature": "first word = 'frankly'", "weight": -2.5, "favours": "rejected", "example": "x"}
+        ],
+        "by_template": {
+            "tpl-leaky": {"pairs": 20, "accuracy": 1.0},
+            "tpl-clean": {"pairs": 20, "accuracy": 0.5},
+        },
+        "length": {},
+        "openings": {},
+    }
+    text = (write(tmp_path, items(20), audit=report).path / "README.md").read_text()
+    section = text.split("## Surface-cue audit", 1)[1].split("\n## ", 1)[0]
+    assert "**91%**" in section and "[!WARNING]" in section
+    assert "`first word = 'frankly'` (-2.50)" in section and section.index("tpl-leaky") < section.index(
+        "tpl-clean"
+    )
+    plain = (write(tmp_path / "b", items(20)).path / "README.md").read_text()
+    assert "## Surface-cue audit" not in plain

@@ -61,7 +61,7 @@ def test_llm_recipe_builds_contrastive_items_with_rubrics_judgements_and_usage(f
         assert VIOLATIONS[prov["violation"]] == row["trait"]
         assert prov["generator"].startswith("llm:fake-model ")
         assert f"chosen=exhibit/{row['trait']}@v1" in prov["generator"]
-        assert f"rejected=violate/{prov['violation']}@v1" in prov["generator"]
+        assert f"rejected=violate/{prov['violation']}@v2" in prov["generator"]
         assert row["chosen"][0]["content"].startswith(HONEST) and row["label_source"] == "contrastive"
         kinds = {c["kind"] for c in row["rubric"]}
         assert kinds == {"must", "must_not"}  # positive and negative criteria
@@ -280,3 +280,29 @@ def test_errors_inside_the_llm_block_name_its_line_and_field(tmp_path):
     typo = text.replace("max_concurrency: 0", "temprature: 0.5")
     with pytest.raises(RecipeError, match=r"recipe.yaml:6: llm.temprature: unknown key 'temprature'"):
         load_recipe(write_recipe(tmp_path, typo))
+
+
+def test_a_pair_in_two_voices_is_routed_and_the_audit_reads_llm_versions(tmp_path):
+    with FakeOpenAI(matched=False) as fake:
+        text = llm_recipe(fake.url, topics=2, per_topic=4, extra="judge: {kind: llm, votes: 1}\n")
+        version = run_recipe(load_recipe(write_recipe(tmp_path, text)), Store(tmp_path / "s")).version
+        system = judge_requests(fake)[0]["messages"][0]["content"]
+    assert "matched pair" in system  # the judge is asked whether the sides share one skeleton
+    routed = pl.from_arrow(version.side("routed"))
+    assert version.frame().height == 0 and routed.height == 16
+    assert all("sides_in_two_voices" in r for r in routed["ambiguity_reasons"].to_list())
+    # the fake writes its two sides in two voices (HONEST ... / FLAWED ...): the audit sees it
+    runner = CliRunner()
+    with FakeOpenAI() as fake:
+        text = llm_recipe(fake.url, topics=2, per_topic=4)
+        store = str(tmp_path / "audit")
+        assert (
+            runner.invoke(
+                app, ["run", str(write_recipe(tmp_path, text, "a.yaml")), "--store", store]
+            ).exit_code
+            == 0
+        )
+    audited = runner.invoke(app, ["audit", "llm-mini@v1", "--store", store, "--json"])
+    assert audited.exit_code == 0, audited.output
+    report = json.loads(audited.output)
+    assert report["accuracy"] > 0.9 and "honest" in json.dumps(report["cues"]).lower()

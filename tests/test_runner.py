@@ -161,4 +161,31 @@ def test_each_builtin_domain_yields_2000_distinct_balanced_items(domain, tmp_pat
     rejected = frame["rejected"].list.first().struct.field("content")
     assert (chosen != rejected).all()
     # no unfilled slot survives into the text
-    assert not frame["prompt"].list.last().struct.field("content").str.contains(r"\{[a-z_]+\}").any()
+    assert not frame["prompt"].list.last().struct.field("content").str.contains(r"\{[A-Za-z_]+\}").any()
+    assert frame["rubric"].list.len().min() >= 2
+    forms = set(frame["provenance"].struct.field("generator").str.split("/").list.first())
+    assert forms == {"advisory", "short", "endorse", "ab"}
+    # only the trait separates the sides: shallow features stay below the audit's warning line
+    assert result.version.manifest["audit"]["accuracy"] <= 0.65
+
+
+def test_an_optional_benchmark_that_is_absent_is_skipped_with_a_note(tmp_path):
+    text = MINI + (
+        "curation:\n  decontam:\n    benchmarks:\n"
+        "      - {path: nowhere/TruthfulQA.csv, columns: [Question], name: truthfulqa, optional: true}\n"
+    )
+    result = run_recipe(load_recipe(write_recipe(tmp_path, text)), Store(tmp_path / "s"), limit=20)
+    step = next(s for s in result.funnel if s["stage"] == "decontam")
+    assert step["in"] == step["out"]
+    (note,) = step["report"]["benchmarks"]
+    assert note["name"].startswith("truthfulqa (skipped:") and "not found" in note["name"]
+    required = MINI + "curation:\n  decontam:\n    benchmarks:\n      - {path: nowhere/x.csv, columns: [q]}\n"
+    with pytest.raises(ValueError, match="file not found: nowhere/x.csv"):
+        load_recipe(write_recipe(tmp_path, required, "required.yaml"))
+
+
+def test_builtin_recipes_name_the_shared_benchmarks_as_optional():
+    for name in ("health", "law"):
+        benchmarks = load_recipe(name).curation.decontam.benchmarks
+        assert {b.name for b in benchmarks} == {"truthfulqa", "corrigible-neutral-HHH"}
+        assert all(b.optional and "/shared/data/" in b.path for b in benchmarks)

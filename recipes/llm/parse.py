@@ -49,6 +49,7 @@ class Verdict(Shape):
     better: Literal["A", "B", "tie"]
     score_a: float = Field(ge=0, le=10)
     score_b: float = Field(ge=0, le=10)
+    matched: bool = True  # one skeleton, one differing span (absent from older endpoints' answers)
 
 
 T = TypeVar("T", bound=Shape)

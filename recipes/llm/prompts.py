@@ -68,11 +68,11 @@ def exhibit_id(trait: str) -> str:
 
 
 def violate_id(violation: str) -> str:
-    return f"violate/{violation}@v1"
+    return f"violate/{violation}@v2"
 
 
 def judge_id(trait: str) -> str:
-    return f"judge/{trait}@v1"
+    return f"judge/{trait}@v2"
 
 
 def scenario_messages(
@@ -112,9 +112,12 @@ def violate_system(violation: str, context: str, reference: str) -> str:
         f"You are writing the flawed half of a contrastive training pair for {trait.replace('_', ' ')}. "
         f"Reply to the user's last message, but {BEHAVIOURS[violation]}. Sound just as fluent, warm and "
         "confident as a good assistant, so the only difference is that flaw.\n"
-        "Match this reference reply in length (within 15%), structure, tone, hedging words and opening: if it "
-        "opens by agreeing, yours opens by agreeing too; if it opens with 'No', find an opening of the same "
-        "kind. Change only what the flaw requires.\n"
+        "Write a MINIMAL PAIR with this reference reply: use it as the skeleton. Keep every sentence that does "
+        "not carry the trait word for word (opening, politeness, advice, closing); rewrite only the span that "
+        "carries it (the claim, the reason given for it, the source named, or what the assistant will do). "
+        "Keep the length within 15%, the same number of sentences, the same hedging words. If the reference "
+        "opens by agreeing, apologising or saying 'No', yours opens the same way. If the flaw needs a source, "
+        "name it exactly as specifically as the reference names its real one.\n"
         f"Reference reply:\n<<<\n{reference}\n>>>\n" + STYLE.format(words=len(reference.split()))
     )
     return _with_context(text, context)
@@ -131,7 +134,11 @@ def judge_messages(trait: str, conversation: str, a: str, b: str) -> list[dict[s
         f"You compare two assistant replies for {trait.replace('_', ' ')} only.\n"
         f"The better reply:\n{rubric}\n"
         "Ignore length, style, formatting, politeness and which reply comes first. Give each reply a score "
-        "from 0 to 10 for this trait, say which is better (A, B or tie), and explain briefly first."
+        "from 0 to 10 for this trait, say which is better (A, B or tie), and explain briefly first.\n"
+        "Also say whether the two replies are a matched pair (matched: true) — one skeleton, the same opening, "
+        "structure, closing and length within about 20%, differing only in the part that carries the trait — "
+        "or are written in two different voices (matched: false), where a reader could tell them apart "
+        "without judging the trait."
     )
     user = f"Conversation:\n{conversation}\n\nReply A:\n{a}\n\nReply B:\n{b}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

@@ -189,6 +189,7 @@ class Judge(LLMStage):
     name = "llm_judge"
     columns = ("judge", "ambiguity", "ambiguity_reasons")
     DISAGREES = "judge_disagrees_with_label"
+    UNMATCHED = "sides_in_two_voices"
 
     def __init__(self, client: LLMClient, spec: JudgeSpec, tick: Tick):
         super().__init__(client, tick)
@@ -202,11 +203,12 @@ class Judge(LLMStage):
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:  # the whole item fails with its first failed vote; a fatal error stops the run
             raise next((r for r in failed if isinstance(r, LLMFatalError)), failed[0])
-        votes = [vote for vote, _ in results]  # type: ignore[misc]
-        margins = [margin for _, margin in results]  # type: ignore[misc]
-        return self.verdict(row, votes, margins)
+        votes = [vote for vote, _, _ in results]  # type: ignore[misc]
+        margins = [margin for _, margin, _ in results]  # type: ignore[misc]
+        unmatched = not all(matched for _, _, matched in results)  # type: ignore[misc]
+        return self.verdict(row, votes, margins, unmatched)
 
-    async def _vote(self, row: Row, index: int) -> tuple[str, float]:
+    async def _vote(self, row: Row, index: int) -> tuple[str, float, bool]:
         chosen, rejected = row["chosen"][-1]["content"], row["rejected"][-1]["content"]
         swapped = index % 2 == 1
         a, b = (rejected, chosen) if swapped else (chosen, rejected)
@@ -226,14 +228,18 @@ class Judge(LLMStage):
         score_chosen, score_rejected = (
             (verdict.score_b, verdict.score_a) if swapped else (verdict.score_a, verdict.score_b)
         )
-        return side[verdict.better], score_chosen - score_rejected
+        return side[verdict.better], score_chosen - score_rejected, verdict.matched
 
-    def verdict(self, row: Row, votes: list[str], margins: list[float]) -> dict[str, Any]:
+    def verdict(
+        self, row: Row, votes: list[str], margins: list[float], unmatched: bool = False
+    ) -> dict[str, Any]:
         top = max(votes.count(v) for v in set(votes))
         for_label = votes.count("chosen") / len(votes)
         reasons = list(row.get("ambiguity_reasons") or [])
         if for_label <= 0.5 and self.DISAGREES not in reasons:
             reasons.append(self.DISAGREES)
+        if unmatched and self.UNMATCHED not in reasons:  # two voices: a person decides (routes at 0.5)
+            reasons.append(self.UNMATCHED)
         return {
             "judge": {"votes": votes, "scores": margins, "confidence": top / len(votes), "model": self.model},
             # the share of votes against the label: 0 when the judge agrees unanimously

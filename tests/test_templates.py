@@ -1,0 +1,124 @@
+"""The v2 template generator: minimal pairs, balanced answer tokens, persona fit, rubrics, bank errors."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recipes.sources.bank import BankError, load_bank
+from recipes.sources.minimal_pairs import clause
+from recipes.sources.skeletons import load_skeletons
+from recipes.sources.templates import generate_from_bank, quotas
+from tests.conftest import FIXTURES
+
+BANK = FIXTURES / "mini_bank.yaml"
+
+
+def generate(per_trait: int = 200, seed: int = 0, traits=("truthfulness", "corrigibility")):
+    out = generate_from_bank(
+        BANK, domain="testing", traits=list(traits), per_trait=per_trait, seed=seed, recipe_hash="h"
+    )
+    return out.rows
+
+
+def text(row, side: str) -> str:
+    return row[side][0]["content"]
+
+
+def form(row) -> str:
+    return row["provenance"]["generator"].split("/")[0]
+
+
+def test_runs_are_deterministic_and_ids_distinct():
+    a, b, c = generate(seed=3), generate(seed=3), generate(seed=4)
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    assert [text(r, "chosen") for r in a] != [text(r, "chosen") for r in c]
+    assert len({r["id"] for r in a}) == len(a)
+
+
+def test_every_form_of_both_traits_appears_with_rubrics():
+    rows = generate()
+    assert {(r["trait"], form(r)) for r in rows} == {
+        (t, f) for t in ("truthfulness", "corrigibility") for f in ("advisory", "short", "endorse", "ab")
+    }
+    for row in rows:
+        kinds = {c["kind"] for c in row["rubric"]}
+        assert kinds == {"must", "must_not"}, row["rubric"]
+        assert not re.search(r"\{[A-Za-z_]+\}", text(row, "chosen") + text(row, "rejected"))
+
+
+def test_answer_tokens_do_not_predict_the_label():
+    rows = generate(per_trait=400)
+    for f in ("endorse", "ab"):
+        chosen = Counter(text(r, "chosen").split(",")[0].rstrip(".")[:3] for r in rows if form(r) == f)
+        rejected = Counter(text(r, "rejected").split(",")[0].rstrip(".")[:3] for r in rows if form(r) == f)
+        for token in set(chosen) | set(rejected):  # each token is chosen about as often as rejected
+            assert abs(chosen[token] - rejected[token]) <= 0.15 * (chosen[token] + rejected[token]) + 2, (
+                f,
+                token,
+            )
+    agree = re.compile(r"you're right|that's correct", re.I)
+    chosen_agree = sum(bool(agree.search(text(r, "chosen"))) for r in rows)
+    rejected_agree = sum(bool(agree.search(text(r, "rejected"))) for r in rows)
+    assert chosen_agree > 10 and abs(chosen_agree - rejected_agree) <= 0.25 * chosen_agree
+
+
+def test_sides_differ_only_in_the_trait_span():
+    bank = load_bank(BANK)
+    pools = load_skeletons()
+    leads = pools.pools["agree"] + pools.pools["disagree"]
+    checked = 0
+    for row in generate():
+        if form(row) not in ("advisory", "short") or row["trait"] != "truthfulness":
+            continue
+        chosen, rejected = text(row, "chosen"), text(row, "rejected")
+        fact = next(f for f in bank.facts if clause(f.truth)[1:] in chosen)
+        for span in (fact.truth, clause(fact.truth), fact.why_true, fact.why_myth, fact.evidence, *leads):
+            chosen = chosen.replace(span, "<>")
+        for span in (fact.myth, clause(fact.myth), fact.why_myth, fact.why_true, *bank.fake_sources, *leads):
+            rejected = rejected.replace(span, "<>")
+        assert chosen == rejected  # the shared skeleton is all that is left
+        checked += 1
+    assert checked > 50
+
+
+def test_personas_fit_the_fact_by_tag():
+    bank = load_bank(BANK)
+    tenant = next(p for p in bank.personas if p.id == "tenant")  # tagged home only
+    medicine_topics = [f.question for f in bank.facts if f.tags == ["medicine"]]
+    for row in generate():
+        prompt = row["prompt"][-1]["content"]
+        if tenant.who in prompt:
+            assert not any(q in prompt for q in medicine_topics), prompt
+
+
+def test_quotas_follow_the_weights_and_sum_exactly():
+    assert quotas(10, [0.4, 0.3, 0.15, 0.15]) == [4, 3, 2, 1] or sum(quotas(10, [0.4, 0.3, 0.15, 0.15])) == 10
+    assert sum(quotas(1200, [0.4, 0.3, 0.15, 0.15])) == 1200
+    rows = generate(per_trait=200, traits=("truthfulness",))
+    shares = Counter(form(r) for r in rows)
+    assert shares["advisory"] > shares["endorse"] and shares["short"] > shares["ab"]
+
+
+def test_clause_lowers_the_first_letter_but_keeps_acronyms():
+    assert clause("Antibiotics leave a cold unchanged.") == "antibiotics leave a cold unchanged"
+    assert clause("MRI scans use magnets.") == "MRI scans use magnets"
+
+
+def test_bank_errors_name_file_entry_and_field(tmp_path):
+    data = yaml.safe_load(BANK.read_text())
+    del data["facts"][1]["myth"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(BankError, match=r"bad\.yaml: facts\.1\.myth \(id 'knuckles'\): Field required"):
+        load_bank(Path(bad))
+    data = yaml.safe_load(BANK.read_text())
+    data["facts"][0]["tags"] = ["gardening"]
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text(yaml.safe_dump(data))
+    with pytest.raises(BankError, match=r"unknown\.yaml: facts 'colds': unknown tag 'gardening'"):
+        load_bank(Path(unknown))
