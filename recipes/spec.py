@@ -312,7 +312,10 @@ class Recipe(Spec):
         """Hash of the resolved recipe by content: a file counts by its bytes, not by where it
         lies, so the same recipe and data hash the same on every machine. Where curation runs
         changes no output (``curation.engine``), so it does not change the hash."""
-        data = self._with_paths(lambda path: f"sha256:{file_digest(path)}")
+        # An optional benchmark that is absent (no ../shared beside the clone) hashes by its name.
+        data = self._with_paths(
+            lambda path: f"sha256:{file_digest(path)}" if path.exists() else f"absent:{path.name}"
+        )
         data.get("curation", {}).pop("engine", None)
         blob = json.dumps(data, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -59,13 +59,13 @@ def test_versions_show_prints_text_not_python_reprs(tmp_path):
 
 def test_recipe_validate_runs_the_checks_run_makes_before_its_first_item(tmp_path):
     bank = yaml.safe_load((FIXTURES / "mini_bank.yaml").read_text())
-    bank.update(facts=[], oversight=[], scenarios=[])  # no template can be filled
+    bank.update(facts=[], oversight=[])  # no skeleton can be filled
     (tmp_path / "bank.yaml").write_text(yaml.safe_dump(bank))
     recipe = write_recipe(tmp_path, MINI.replace(str(FIXTURES / "mini_bank.yaml"), "bank.yaml"))
     validated = invoke("recipe", "validate", str(recipe), "--store", str(tmp_path / "s"))
     ran = invoke("run", str(recipe), "--store", str(tmp_path / "s"))
     assert validated.exit_code == ran.exit_code == 1
-    assert "has no scenario templates for trait 'truthfulness'" in validated.output
+    assert "no skeleton for trait 'truthfulness' that bank" in validated.output
     assert validated.output.strip().splitlines()[-1] == ran.output.strip().splitlines()[-1]
     good = invoke("recipe", "validate", str(write_recipe(tmp_path, MINI, "good.yaml")))
     assert good.exit_code == 0 and "ok:" in good.output and "source: 2 row(s)" in good.output
