@@ -83,12 +83,7 @@ class GRPOTrainer(TrainerBase):
         for step in range(done + 1, total + 1):
             started = time.perf_counter()
             metrics = self._step(self._prompts_for(step, prompts), optimizer, scheduler)
-            metrics.update(step=step, seconds=round(time.perf_counter() - started, 4))
-            history.append(metrics)
-            self._log(metrics)
-            self.on_progress("train", step, total, metrics)
-            if cfg.save_every and step % cfg.save_every == 0 and step < total:
-                self.save_checkpoint(step, optimizer, scheduler)
+            self._finish_step(history, metrics, step, total, started, optimizer, scheduler)
         self.save_checkpoint(total, optimizer, scheduler)
         after = self._report(held_out) if held_out is not None and held_out.height else None
         report = {"before": before, "after": after} if after else None

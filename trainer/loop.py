@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,25 @@ class TrainerBase:
         optimizer.zero_grad(set_to_none=True)
 
     # ---- checkpoints ----------------------------------------------------------------------
+    def _finish_step(
+        self,
+        history: list,
+        metrics: dict,
+        step: int,
+        total: int,
+        started: float,
+        optimizer,
+        scheduler,
+        **extra,
+    ) -> None:
+        """Log one optimizer step, report it, and checkpoint it when ``save_every`` says so."""
+        metrics.update(step=step, **extra, seconds=round(time.perf_counter() - started, 4))
+        history.append(metrics)
+        self._log(metrics)
+        self.on_progress("train", step, total, metrics)
+        if self.config.save_every and step % self.config.save_every == 0 and step < total:
+            self.save_checkpoint(step, optimizer, scheduler)
+
     def save_checkpoint(self, step: int, optimizer, scheduler) -> Path:
         """Write ``checkpoints/step-N`` atomically (temp folder, then rename); keep the last two."""
         root = self.out_dir / CHECKPOINTS

@@ -81,12 +81,7 @@ class DPOTrainer(TrainerBase):
                     continue  # replayed by resume: the order is a function of (seed, epoch)
                 started = time.perf_counter()
                 metrics = self._step(group, ref_c, ref_r, optimizer, scheduler)
-                metrics.update(step=step, epoch=epoch, seconds=round(time.perf_counter() - started, 4))
-                history.append(metrics)
-                self._log(metrics)
-                self.on_progress("train", step, total, metrics)
-                if cfg.save_every and step % cfg.save_every == 0 and step < total:
-                    self.save_checkpoint(step, optimizer, scheduler)
+                self._finish_step(history, metrics, step, total, started, optimizer, scheduler, epoch=epoch)
         self.save_checkpoint(total, optimizer, scheduler)
         report = self._held_out_report(held, *held_ref) if held else None
         self._save_final(held_out=report)
