@@ -30,6 +30,11 @@ MIN_WORDS = 3
 CLEAR_MIN_WORDS = 3
 CLEAR_SHARE = 0.15
 LATIN_MIN_SHARE = 0.8
+# A text lingua calls foreign stays English when lingua is that unsure: its top language below
+# FOREIGN_CONFIDENCE and English itself at ENGLISH_CONFIDENCE or more (measured: short foreign
+# sentences 0.00-0.04 English; short English replies 0.06 and up).
+FOREIGN_CONFIDENCE = 0.2
+ENGLISH_CONFIDENCE = 0.05
 NON_ASCII_SHARE = 0.1
 ENGLISH_FUNCTION_WORDS = (
     "the of and to a in is it you that was for on are with as be at have this from or by not but what "
@@ -89,8 +94,18 @@ def _identify(sample: pl.Series) -> np.ndarray:
     if len(rows):
         from lingua import Language
 
-        found = _shared_detector().detect_languages_in_parallel_of(sample.gather(rows).to_list())
+        detector = _shared_detector()
+        texts = sample.gather(rows).to_list()
+        found = detector.detect_languages_in_parallel_of(texts)
         english[rows] = [language in (None, Language.ENGLISH) for language in found]
+        # A short English phrase ("Yes, I do consent.") can come out as Catalan at 0.11 with
+        # English close behind: a verdict that weak is no verdict, so such a text stays English.
+        doubted = [i for i, language in enumerate(found) if language not in (None, Language.ENGLISH)]
+        if doubted:
+            values = detector.compute_language_confidence_values_in_parallel([texts[i] for i in doubted])
+            for i, ranked in zip(doubted, values, strict=True):
+                own = next((c.value for c in ranked if c.language == Language.ENGLISH), 0.0)
+                english[rows[i]] = ranked[0].value < FOREIGN_CONFIDENCE and own >= ENGLISH_CONFIDENCE
     return english
 
 

@@ -13,6 +13,8 @@ import pytest
 from curation.language import is_english
 
 ENGLISH = [
+    "Yes, I do consent.",  # short replies lingua alone calls Catalan or Italian, weakly
+    "No, I don't consent.",
     "China has more obesity than Vietnam",
     "Sugar may cause children to go crazy",
     "Sugar may increase the risk of cavities in children",

@@ -32,18 +32,14 @@ COMMANDS: dict[str, Lazy] = {
     "decontam": Lazy("curation.cli", "Remove rows that overlap evaluation benchmarks.", "Curate"),
     "filter": Lazy("curation.cli", "Quality filters: lengths, refusals, language, PII, phrases.", "Curate"),
     "versions": Lazy("curation.cli", "List, show, diff and check the versions of a dataset.", "Inspect"),
-    "audit": Lazy(
-        "curation.cli", "Surface-cue audit: do shallow features give the label away?", "Inspect"
-    ),
+    "audit": Lazy("curation.cli", "Surface-cue audit: do shallow features give the label away?", "Inspect"),
     "card": Lazy("data_cards.cli", "Render a version's dataset card.", "Publish"),
     "publish": Lazy("data_cards.cli", "Upload a version to the Hugging Face Hub.", "Publish"),
     "annotate": Lazy(
         "annotation.cli", "Human annotation: queue, web UI, agreement, merge.", "Annotate", True
     ),
     "train": Lazy("trainer.cli", "Train a model on a dose: DPO on pairs, or GRPO with rewards.", "Train"),
-    "eval": Lazy(
-        "trainer.cli", "Evaluate a model: pair accuracy (DPO) or graded answers (GRPO).", "Train"
-    ),
+    "eval": Lazy("trainer.cli", "Evaluate a model: pair accuracy (DPO) or graded answers (GRPO).", "Train"),
     "reward": Lazy("trainer.cli", "The trait reward model: train and evaluate.", "Train"),
 }
 
