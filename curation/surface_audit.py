@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+MAX_PAIRS = 6000  # pairs audited at most (a seeded sample above that): seconds, not minutes
 WARN_ABOVE = 0.65
 LEXICONS = {
     "hedges": r"\b(may|might|could|often|usually|perhaps|possibly|likely|typically|generally|sometimes|"
@@ -147,10 +148,17 @@ def _correct(margins: np.ndarray) -> np.ndarray:
     return np.where(margins > 1e-9, 1.0, np.where(margins < -1e-9, 0.0, 0.5))
 
 
-def audit(frame: pl.DataFrame, folds: int = 5, seed: int = 0) -> AuditReport:
-    """The surface-cue audit of a preference table (see the module docstring for columns)."""
+def audit(frame: pl.DataFrame, folds: int = 5, seed: int = 0, max_pairs: int = MAX_PAIRS) -> AuditReport:
+    """The surface-cue audit of a preference table (see the module docstring for columns).
+
+    Above ``max_pairs`` pairs it audits a seeded sample of that many: the accuracy of a shallow
+    classifier is a statistic, and fitting on every pair of a 100k-item run would take minutes."""
     if frame.height < 4:
         raise ValueError(f"the surface audit needs at least 4 pairs, got {frame.height}")
+    sampled = ""
+    if frame.height > max_pairs:
+        sampled = f", a seeded sample of {max_pairs} of {frame.height} pairs"
+        frame = frame.sample(n=max_pairs, seed=seed)
     chosen_text, rejected_text = _texts(frame, "chosen"), _texts(frame, "rejected")
     chosen = [response_features(t) for t in chosen_text]
     rejected = [response_features(t) for t in rejected_text]
@@ -173,7 +181,7 @@ def audit(frame: pl.DataFrame, folds: int = 5, seed: int = 0) -> AuditReport:
     weights = fit_pairwise(diffs)
     return AuditReport(
         accuracy=round(float(correct[scored].mean()), 4),
-        method=method,
+        method=method + sampled,
         pairs=int(scored.sum()),
         cues=_cues(full.names, weights, diffs, chosen_text, rejected_text),
         by_template=_by_template(templates, correct),

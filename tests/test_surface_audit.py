@@ -96,3 +96,11 @@ def test_cli_audit_prints_accuracy_and_templates(tmp_path):
     result = CliRunner().invoke(app, ["audit", "crafted@v1", "--store", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "surface-cue accuracy" in result.output and "leaks" in result.output and "t " in result.output
+
+
+def test_a_large_table_is_audited_on_a_seeded_sample():
+    rows = pairs(300, seed=4, chosen_voice="Understood, and happy to help. ", rejected_voice="Frankly, ")
+    first = audit(pl.DataFrame(rows), max_pairs=100)
+    again = audit(pl.DataFrame(rows), max_pairs=100)
+    assert "sample of 100 of 300 pairs" in first.method and first.pairs < 100
+    assert first == again and first.leaks  # the sample is seeded, and still finds the two voices

@@ -83,7 +83,8 @@ class Bank(_Model):
 
 def load_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        # libyaml's loader when present: the built-in banks take ~0.6 s each with the Python one
+        return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise BankError(f"{path}: invalid YAML: {exc}") from exc
 
