@@ -99,7 +99,10 @@ class _Featurizer:
         for _, cat in chosen + rejected:
             counts.update(cat.items())
         self.numeric = list(chosen[0][0]) if chosen else []
-        self.tokens = sorted(k for k, c in counts.items() if c >= MIN_TOKEN_COUNT)
+        # A value seen in fewer than 1 in 500 responses cannot be a cue the audit should name,
+        # and every kept value is a column of a dense Newton step (cost ~ columns²).
+        least = max(MIN_TOKEN_COUNT, len(chosen + rejected) // 500)
+        self.tokens = sorted(k for k, c in counts.items() if c >= least)
         self.index = {k: i for i, k in enumerate(self.tokens)}
         spread = np.vstack([self._raw(chosen), self._raw(rejected)]).std(0)
         self.scale = np.where(spread > 1e-9, spread, 1.0)  # numeric features on one scale
