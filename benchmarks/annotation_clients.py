@@ -1,6 +1,7 @@
 """The clients of ``annotation_load.py``: people labeling, timed call by call.
 
-``InProcess`` calls the app through httpx's ASGI transport (no socket); ``Loopback`` speaks
+``InProcess`` calls the ASGI app directly (no socket, no HTTP client: what is timed is the
+server's own work, request parsing to response body); ``Loopback`` speaks
 HTTP/1.1 over one keep-alive connection per annotator, written out by hand so that on a
 shared 2-core machine the load clients cost a small fraction of the server they measure.
 Every request goes to 127.0.0.1 only; every loop is bounded in count and time.
@@ -15,8 +16,6 @@ import statistics
 import time
 from collections import Counter
 from typing import Any
-
-import httpx
 
 from annotation.web.deps import SESSION_COOKIE
 
@@ -39,6 +38,9 @@ class CallFailed(Exception):
 class Recorder:
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = {c: [] for c in CALLS}
+        # CPU seconds of this thread per call: the server's own CPU for in-process calls
+        # (wall time on a loaded machine is mostly waiting for a core).
+        self.cpu: dict[str, list[float]] = {c: [] for c in CALLS}
         self.submitted: list[tuple[str, str]] = []  # (item, token) the server said it stored
         self.errors: Counter[str] = Counter()
         self.server_cpu = float("nan")
@@ -46,25 +48,55 @@ class Recorder:
         self.wall = float("nan")
 
     async def timed(self, name: str, call: Any, expect: int = 200) -> bytes:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         status, body = await call
         self.calls[name].append(time.perf_counter() - t0)
+        self.cpu[name].append(time.thread_time() - c0)
         if status != expect:
             raise CallFailed(f"{name}: HTTP {status} {body[:80]!r}")
         return body
 
 
 class InProcess:
-    """Calls through httpx's ASGI transport: the app runs in this process, no socket."""
+    """Calls the ASGI app directly, as a server would: one scope, the body in one message,
+    the answer collected from its messages. No socket and no HTTP client (httpx's ASGI
+    transport costs about as much CPU as the route itself), so the time is the app's."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, app: Any) -> None:
+        self.app = app
 
-    async def call(
-        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
-    ) -> tuple[int, bytes]:
-        response = await self.client.request(method, path, headers=headers, content=body or None)
-        return response.status_code, response.content
+    async def call(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Answer:
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": raw,
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 40000),
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        status, chunks = 0, []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return status, b"".join(chunks)
 
 
 class Loopback:

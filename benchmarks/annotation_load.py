@@ -3,8 +3,9 @@
 Three measurements, one run, one store:
 
 1. **Per-call server cost** of the label page, "next item" and "submit label", one annotator
-   alone, sequential calls: in-process (httpx's ASGI transport, so no socket and no event-loop
-   hop: the server's own cost) and over loopback (a real uvicorn server on 127.0.0.1).
+   alone, sequential calls: in-process (the ASGI app called directly, so no socket and no HTTP
+   client: the server's own cost, as wall time and as CPU time, which a loaded machine does
+   not inflate) and over loopback (a real uvicorn server on 127.0.0.1).
 2. **Human pace**: ``--annotators`` people (default 50) with open-loop arrivals: each opens the
    next item, reads it for 2–6 s (uniform at random), submits a label, and goes on; for
    ``--duration`` seconds. p50/p95 per call, and labels lost or duplicated, counted against the
@@ -177,10 +178,10 @@ def measured(pid: int | None, run: Any) -> Recorder:
 
 
 # ---- the report ----------------------------------------------------------------------------
-def row(name: str, rec: Recorder, base: Recorder | None = None) -> str:
+def row(name: str, rec: Recorder, base: Recorder | None = None, cpu: bool = False) -> str:
     cells = []
     for call in CALLS:
-        values = rec.calls[call]
+        values = rec.cpu[call] if cpu else rec.calls[call]
         if not values:
             cells.append(f"{'-':>22}")
             continue
@@ -247,9 +248,7 @@ def run(args: argparse.Namespace, rates: list[float], items: int) -> tuple[list[
         app = create_app(queue, dataset=DATASET)
 
         async def in_process() -> Recorder:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-                return await per_call(InProcess(client), solo, sessions[0], args.rounds)
+            return await per_call(InProcess(app), solo, sessions[0], args.rounds)
 
         async def loopback(port: int) -> Recorder:
             conn = Loopback(port)
@@ -290,6 +289,7 @@ def report(args: argparse.Namespace, rates: list[float], items: int, recorders: 
     print("  p50 / p95 ms per call (p95 x the 1-annotator loopback figure)")
     print(f"  {'':<36}{'page':>22}{'next':>22}{'submit':>22}")
     print(row("1 annotator, in-process (ASGI)", inproc))
+    print(row("  the same, CPU time of each call", inproc, cpu=True))
     print(row("1 annotator, loopback (baseline)", net))
     print(row(f"{args.annotators} people at 2-6 s/label, {args.duration:.0f} s", human, net))
     for rate, rec in zip(rates, sweep, strict=True):
