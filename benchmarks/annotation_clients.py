@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 from annotation.web.deps import SESSION_COOKIE
+from annotation.web.limits import KEEP_ALIVE_S
 
 CALLS = ("page", "next", "submit")
 
@@ -103,10 +104,10 @@ class Loopback:
     """HTTP/1.1 with keep-alive over one loopback connection, written out by hand: a small
     fraction of the CPU httpx spends a call, so on a shared 2-core machine the load clients
     do not crowd out the server they measure. Every answer here carries Content-Length.
-    Like a browser, it reconnects when the server has closed an idle connection (uvicorn's
-    keep-alive lasts 5 s; people read longer than that)."""
+    Like a browser, it reconnects when the server has closed an idle connection
+    (``traitdose annotate serve`` keeps one ``KEEP_ALIVE_S``)."""
 
-    IDLE_S = 4.0  # reconnect rather than race the server's keep-alive timeout
+    IDLE_S = KEEP_ALIVE_S - 5  # reconnect rather than race the server's keep-alive timeout
 
     def __init__(self, port: int) -> None:
         self.port = port
