@@ -307,6 +307,27 @@ def report(args: argparse.Namespace, rates: list[float], items: int, recorders: 
         "  saturation: p95 crosses 100 ms at "
         + (f"~{crossed:.0f} labels/s" if crossed else f"none of the rates tried (max {max(rates):.0f}/s)")
     )
+    print(bound(rates, sweep, crossed))
+
+
+def bound(rates: list[float], sweep: list[Recorder], crossed: float | None) -> str:
+    """What bounds the saturation point: the server's one event loop when it is busy most of
+    the time there; otherwise the core it waits for on a shared machine (or a lock)."""
+    rec = sweep[rates.index(crossed)] if crossed else sweep[-1]
+    busy = rec.server_cpu / rec.wall
+    per_label = rec.server_cpu / max(1, len(rec.submitted))
+    load = os.getloadavg()[0]
+    share = min(1.0, (os.cpu_count() or 1) / max(load, 1.0))
+    why = (
+        "the event loop: one core's worth of server CPU"
+        if busy >= 0.8
+        else f"waiting for a core: a load average of {load:.1f} on {os.cpu_count()} cores leaves one "
+        f"process about {share:.0%} of a core, and the server got {busy:.0%}"
+    )
+    return (
+        f"  bounded by {why}; at {1000 * per_label:.2f} ms of server CPU a label, one free core "
+        f"would serve ~{1 / per_label:.0f} labels/s"
+    )
 
 
 def main() -> None:
