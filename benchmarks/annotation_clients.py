@@ -152,9 +152,13 @@ class Loopback:
             self.streams = None
 
 
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def one_label(conn: InProcess | Loopback, token: str, rec: Recorder, read_s: float = 0.0) -> bool:
     """next → (read) → submit; False when the queue has nothing for this annotator."""
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = auth(token)
     task = json.loads(await rec.timed("next", conn.call("GET", "/api/next", headers)))
     if task["item_id"] is None:
         return False
@@ -205,6 +209,11 @@ async def poisson(port: int, tokens: list[str], rate: float, seconds: float, see
     free = list(tokens)
     conns = {t: Loopback(port) for t in tokens}
     tasks: list[asyncio.Task] = []
+    # Each person's tab is open before they label (they loaded the page): connect first, so
+    # the timed calls are label calls, not TCP handshakes for hundreds of fresh connections.
+    for start in range(0, len(tokens), 50):
+        batch = tokens[start : start + 50]
+        await asyncio.gather(*(conns[t].call("GET", "/api/status", auth(t)) for t in batch))
 
     async def arrival(token: str) -> None:
         try:

@@ -10,10 +10,12 @@ Three measurements, one run, one store:
    next item, reads it for 2–6 s (uniform at random), submits a label, and goes on; for
    ``--duration`` seconds. p50/p95 per call, and labels lost or duplicated, counted against the
    queue (every submit the clients saw succeed must be stored exactly once).
-3. **Saturation**: Poisson arrivals of (next + submit) at rising rates; the rate at which p95
-   crosses 100 ms, the server's CPU per label at each rate (CPU-bound: the one event loop;
-   idle CPU while p95 grows: a lock), and with ``--profile`` a cProfile summary of the server
-   at the first rate past 100 ms (SQLite, template rendering, the event loop and HTTP).
+3. **Saturation**: Poisson arrivals of (next + submit) at rising rates, by annotators whose
+   connections are already open (their tab is loaded); the rate at which p95 crosses 100 ms,
+   the server's CPU per label at each rate and what bounds it (busy most of the time: the one
+   event loop; busy no more than a loaded machine's fair share: waiting for a core; idle CPU
+   while p95 grows on a quiet machine: a lock), and with ``--profile`` a cProfile summary of
+   the server at the first rate past 100 ms (SQLite, template rendering, the event loop and HTTP).
 
 The loopback server is the real ``traitdose annotate serve`` code path (``annotation.cli.serve``)
 in its own process, so the clients' CPU and the server's do not share one interpreter. The
