@@ -15,7 +15,7 @@ from rich.text import Text
 
 from annotation.queue import DEFAULT_K, Queue
 from annotation.sync import sync_routed
-from annotation.web.limits import DEFAULT_MAX_BODY
+from annotation.web.limits import DEFAULT_MAX_BODY, KEEP_ALIVE_S
 from core.errors import OptionError
 from core.store import DEFAULT_STORE, Store
 from traitdose.console import StoreOpt, clean_errors, console, err_console, open_store, progress_bar, say
@@ -149,7 +149,9 @@ def serve(
         max_body=max_body,
         sync=lambda: sync_routed(queue, s, dataset, k=k),
     )
-    uvicorn.run(web, host=host, port=port, log_level="warning")
+    # People read an item for seconds to minutes between calls: a keep-alive past that (uvicorn's
+    # default is 5 s) spares a new connection (and, behind a proxy, a TLS handshake) per label.
+    uvicorn.run(web, host=host, port=port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
 
 
 @app.command("status")

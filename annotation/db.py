@@ -4,8 +4,9 @@ One SQLite file (WAL) per dataset, beside its versions. Tables: ``items`` (what 
 labels, with the item as JSON), ``annotators`` (token stored as a SHA-256 hash),
 ``assignments`` (who was shown what, in which A/B order), ``responses`` (one per item
 and annotator, whatever UI it came from), ``sessions`` (web logins), ``synced``
-(versions whose routed items are queued) and ``totals`` (queue-wide progress, one row kept
-by triggers). Every write runs in one ``BEGIN IMMEDIATE`` transaction, so 50 annotators
+(versions whose routed items are queued), ``totals`` (queue-wide progress, one row kept
+by triggers) and ``standing`` (each annotator's progress and place in the pool, one row
+each, kept by triggers). Every write runs in one ``BEGIN IMMEDIATE`` transaction, so 50 annotators
 asking for work at once never get the same slot twice. Every query a web request makes
 is answered from an index (no scan of the queue), which keeps a call well under a
 millisecond of SQLite time however many items are queued.
@@ -19,7 +20,55 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-_SCHEMA = """
+# One row per annotator, kept by triggers like ``totals``: their progress is one row read, and
+# "what next?" starts its walk of the pool at their cursor instead of the queue's first item.
+# An item leaves someone's pool for good once they answer or skip it (neither is ever undone;
+# items only fill up), so ``closed_to_me`` moves only when they do that to an open item or
+# one of those items fills up; and every open item before ``cursor`` stays out of their pool.
+_STANDING = """
+CREATE TABLE IF NOT EXISTS standing (
+    annotator TEXT PRIMARY KEY REFERENCES annotators(name),
+    labels INTEGER NOT NULL DEFAULT 0,       -- responses by this annotator
+    closed_to_me INTEGER NOT NULL DEFAULT 0, -- open items they answered or skipped
+    cursor INTEGER NOT NULL DEFAULT 0        -- every open item with seq < cursor is one of those
+);
+INSERT INTO standing (annotator, labels, closed_to_me)  -- annotators from files made before it
+    SELECT a.name,
+        (SELECT COUNT(*) FROM responses r WHERE r.annotator = a.name),
+        (SELECT COUNT(*) FROM items i WHERE i.filled < i.k AND i.id IN (
+            SELECT item_id FROM responses WHERE annotator = a.name UNION
+            SELECT item_id FROM assignments WHERE annotator = a.name AND state = 'skipped'))
+    FROM annotators a WHERE a.name NOT IN (SELECT annotator FROM standing);
+CREATE TRIGGER IF NOT EXISTS standing_annotator_added AFTER INSERT ON annotators BEGIN
+    INSERT OR IGNORE INTO standing (annotator) VALUES (new.name);
+END;
+-- A response is inserted before its item's ``filled`` moves: an open item joins the set here,
+-- and leaves it (for everyone who closed it) below if this response filled it.
+CREATE TRIGGER IF NOT EXISTS standing_response AFTER INSERT ON responses BEGIN
+    UPDATE standing SET labels = labels + 1, closed_to_me = closed_to_me + (
+        (SELECT filled < k FROM items WHERE id = new.item_id) AND NOT EXISTS (
+            SELECT 1 FROM assignments WHERE item_id = new.item_id AND annotator = new.annotator
+            AND state = 'skipped'))
+    WHERE annotator = new.annotator;
+END;
+CREATE TRIGGER IF NOT EXISTS standing_skip AFTER UPDATE OF state ON assignments
+WHEN (old.state = 'skipped') != (new.state = 'skipped') BEGIN
+    UPDATE standing SET closed_to_me = closed_to_me
+        + (CASE WHEN new.state = 'skipped' THEN 1 ELSE -1 END) * (
+            (SELECT filled < k FROM items WHERE id = new.item_id) AND NOT EXISTS (
+                SELECT 1 FROM responses WHERE item_id = new.item_id AND annotator = new.annotator))
+    WHERE annotator = new.annotator;
+END;
+CREATE TRIGGER IF NOT EXISTS standing_item_filled AFTER UPDATE OF filled, k ON items
+WHEN (old.filled < old.k) != (new.filled < new.k) BEGIN
+    UPDATE standing SET closed_to_me = closed_to_me + (CASE WHEN new.filled < new.k THEN 1 ELSE -1 END)
+    WHERE annotator IN (SELECT annotator FROM responses WHERE item_id = new.id UNION
+                        SELECT annotator FROM assignments WHERE item_id = new.id AND state = 'skipped');
+END;
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS items (
     id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,              -- insertion order: routed before audit, oldest first
@@ -98,6 +147,8 @@ CREATE TRIGGER IF NOT EXISTS totals_item_removed AFTER DELETE ON items BEGIN
         slots = slots - old.k, filled = filled - MIN(old.filled, old.k) WHERE id = 1;
 END;
 """
+    + _STANDING
+)
 PATIENCE_S = 30.0  # how long a write waits for the write lock, unless its thread says otherwise
 
 

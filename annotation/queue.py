@@ -154,12 +154,14 @@ class Queue(Annotators):
             ).fetchone()
             if row is not None:
                 return Task(row["item_id"], bool(row["swapped"]), json.loads(row["item"]))
+            cursor = self._advance_cursor(db, annotator)
             row = db.execute(
-                f"""SELECT i.id, i.item FROM items i INDEXED BY items_open WHERE {OPEN_POOL}
+                f"""SELECT i.id, i.item FROM items i INDEXED BY items_open
+                WHERE i.seq >= :cursor AND {OPEN_POOL}
                   AND i.filled + (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id
                                   AND a.state = 'open') < i.k
                 ORDER BY i.seq LIMIT 1""",
-                {"who": annotator},
+                {"who": annotator, "cursor": cursor},
             ).fetchone()
             if row is None:
                 return None
@@ -170,6 +172,22 @@ class Queue(Annotators):
                 (row["id"], annotator, int(swapped), now),
             )
             return Task(row["id"], swapped, json.loads(row["item"]))
+
+    @staticmethod
+    def _advance_cursor(db: sqlite3.Connection, annotator: str) -> int:
+        """Move the annotator's cursor to their first open pool item (or past the last item)
+        and return it: the walk for their next item starts there, not at the queue's head,
+        so it does not grow with the items they already answered."""
+        cursor = db.execute("SELECT cursor FROM standing WHERE annotator = ?", (annotator,)).fetchone()[0]
+        first = db.execute(
+            f"""SELECT i.seq FROM items i INDEXED BY items_open WHERE i.seq >= :cursor AND {OPEN_POOL}
+            ORDER BY i.seq LIMIT 1""",
+            {"who": annotator, "cursor": cursor},
+        ).fetchone()
+        moved = first[0] if first else db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM items").fetchone()[0]
+        if moved != cursor:
+            db.execute("UPDATE standing SET cursor = ? WHERE annotator = ?", (moved, annotator))
+        return moved
 
     def submit(
         self,
@@ -252,20 +270,16 @@ class Queue(Annotators):
 
     def progress(self, annotator: str | None = None) -> dict[str, int]:
         """Queue-wide slots filled, and (given an annotator) their own count and what is
-        left for them. One statement, no scan of the queue: the totals are kept by triggers;
-        what is left is the open items less those this annotator answered or skipped
-        (the complement of ``OPEN_POOL``, read from covering indexes of their own rows)."""
+        left for them: the open items less those they answered or skipped. One row of each of
+        two tables kept by triggers (``totals``, ``standing``): no scan of the queue or of
+        their answers."""
         if annotator is None:
             t = self._one("SELECT items, complete, slots, filled FROM totals")
             return {"items": t[0], "complete": t[1], "slots": t[2], "filled": t[3]}
         t = self._one(
-            """SELECT items, complete, slots, filled,
-                (SELECT COUNT(*) FROM responses WHERE annotator = :who),
-                (SELECT COUNT(*) FROM items INDEXED BY items_open_ids WHERE filled < k AND id IN (
-                    SELECT item_id FROM responses WHERE annotator = :who UNION
-                    SELECT item_id FROM assignments WHERE annotator = :who AND state = 'skipped'))
-            FROM totals""",
-            {"who": annotator},
+            "SELECT t.items, t.complete, t.slots, t.filled, COALESCE(s.labels, 0), "
+            "COALESCE(s.closed_to_me, 0) FROM totals t LEFT JOIN standing s ON s.annotator = ?",
+            (annotator,),
         )
         out = {"items": t[0], "complete": t[1], "slots": t[2], "filled": t[3]}
         return out | {"mine": t[4], "left_for_me": t[0] - t[1] - t[5]}

@@ -1,6 +1,7 @@
 """The clients of ``annotation_load.py``: people labeling, timed call by call.
 
-``InProcess`` calls the app through httpx's ASGI transport (no socket); ``Loopback`` speaks
+``InProcess`` calls the ASGI app directly (no socket, no HTTP client: what is timed is the
+server's own work, request parsing to response body); ``Loopback`` speaks
 HTTP/1.1 over one keep-alive connection per annotator, written out by hand so that on a
 shared 2-core machine the load clients cost a small fraction of the server they measure.
 Every request goes to 127.0.0.1 only; every loop is bounded in count and time.
@@ -16,9 +17,8 @@ import time
 from collections import Counter
 from typing import Any
 
-import httpx
-
 from annotation.web.deps import SESSION_COOKIE
+from annotation.web.limits import KEEP_ALIVE_S
 
 CALLS = ("page", "next", "submit")
 
@@ -39,6 +39,9 @@ class CallFailed(Exception):
 class Recorder:
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = {c: [] for c in CALLS}
+        # CPU seconds of this thread per call: the server's own CPU for in-process calls
+        # (wall time on a loaded machine is mostly waiting for a core).
+        self.cpu: dict[str, list[float]] = {c: [] for c in CALLS}
         self.submitted: list[tuple[str, str]] = []  # (item, token) the server said it stored
         self.errors: Counter[str] = Counter()
         self.server_cpu = float("nan")
@@ -46,35 +49,65 @@ class Recorder:
         self.wall = float("nan")
 
     async def timed(self, name: str, call: Any, expect: int = 200) -> bytes:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         status, body = await call
         self.calls[name].append(time.perf_counter() - t0)
+        self.cpu[name].append(time.thread_time() - c0)
         if status != expect:
             raise CallFailed(f"{name}: HTTP {status} {body[:80]!r}")
         return body
 
 
 class InProcess:
-    """Calls through httpx's ASGI transport: the app runs in this process, no socket."""
+    """Calls the ASGI app directly, as a server would: one scope, the body in one message,
+    the answer collected from its messages. No socket and no HTTP client (httpx's ASGI
+    transport costs about as much CPU as the route itself), so the time is the app's."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, app: Any) -> None:
+        self.app = app
 
-    async def call(
-        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
-    ) -> tuple[int, bytes]:
-        response = await self.client.request(method, path, headers=headers, content=body or None)
-        return response.status_code, response.content
+    async def call(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Answer:
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": raw,
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 40000),
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        status, chunks = 0, []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return status, b"".join(chunks)
 
 
 class Loopback:
     """HTTP/1.1 with keep-alive over one loopback connection, written out by hand: a small
     fraction of the CPU httpx spends a call, so on a shared 2-core machine the load clients
     do not crowd out the server they measure. Every answer here carries Content-Length.
-    Like a browser, it reconnects when the server has closed an idle connection (uvicorn's
-    keep-alive lasts 5 s; people read longer than that)."""
+    Like a browser, it reconnects when the server has closed an idle connection
+    (``traitdose annotate serve`` keeps one ``KEEP_ALIVE_S``)."""
 
-    IDLE_S = 4.0  # reconnect rather than race the server's keep-alive timeout
+    IDLE_S = KEEP_ALIVE_S - 5  # reconnect rather than race the server's keep-alive timeout
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -119,9 +152,13 @@ class Loopback:
             self.streams = None
 
 
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def one_label(conn: InProcess | Loopback, token: str, rec: Recorder, read_s: float = 0.0) -> bool:
     """next → (read) → submit; False when the queue has nothing for this annotator."""
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = auth(token)
     task = json.loads(await rec.timed("next", conn.call("GET", "/api/next", headers)))
     if task["item_id"] is None:
         return False
@@ -172,6 +209,11 @@ async def poisson(port: int, tokens: list[str], rate: float, seconds: float, see
     free = list(tokens)
     conns = {t: Loopback(port) for t in tokens}
     tasks: list[asyncio.Task] = []
+    # Each person's tab is open before they label (they loaded the page): connect first, so
+    # the timed calls are label calls, not TCP handshakes for hundreds of fresh connections.
+    for start in range(0, len(tokens), 50):
+        batch = tokens[start : start + 50]
+        await asyncio.gather(*(conns[t].call("GET", "/api/status", auth(t)) for t in batch))
 
     async def arrival(token: str) -> None:
         try:

@@ -3,16 +3,19 @@
 Three measurements, one run, one store:
 
 1. **Per-call server cost** of the label page, "next item" and "submit label", one annotator
-   alone, sequential calls: in-process (httpx's ASGI transport, so no socket and no event-loop
-   hop: the server's own cost) and over loopback (a real uvicorn server on 127.0.0.1).
+   alone, sequential calls: in-process (the ASGI app called directly, so no socket and no HTTP
+   client: the server's own cost, as wall time and as CPU time, which a loaded machine does
+   not inflate) and over loopback (a real uvicorn server on 127.0.0.1).
 2. **Human pace**: ``--annotators`` people (default 50) with open-loop arrivals: each opens the
    next item, reads it for 2–6 s (uniform at random), submits a label, and goes on; for
    ``--duration`` seconds. p50/p95 per call, and labels lost or duplicated, counted against the
    queue (every submit the clients saw succeed must be stored exactly once).
-3. **Saturation**: Poisson arrivals of (next + submit) at rising rates; the rate at which p95
-   crosses 100 ms, the server's CPU per label at each rate (CPU-bound: the one event loop;
-   idle CPU while p95 grows: a lock), and with ``--profile`` a cProfile summary of the server
-   at the first rate past 100 ms (SQLite, template rendering, the event loop and HTTP).
+3. **Saturation**: Poisson arrivals of (next + submit) at rising rates, by annotators whose
+   connections are already open (their tab is loaded); the rate at which p95 crosses 100 ms,
+   the server's CPU per label at each rate and what bounds it (busy most of the time: the one
+   event loop; busy no more than a loaded machine's fair share: waiting for a core; idle CPU
+   while p95 grows on a quiet machine: a lock), and with ``--profile`` a cProfile summary of
+   the server at the first rate past 100 ms (SQLite, template rendering, the event loop and HTTP).
 
 The loopback server is the real ``traitdose annotate serve`` code path (``annotation.cli.serve``)
 in its own process, so the clients' CPU and the server's do not share one interpreter. The
@@ -177,10 +180,10 @@ def measured(pid: int | None, run: Any) -> Recorder:
 
 
 # ---- the report ----------------------------------------------------------------------------
-def row(name: str, rec: Recorder, base: Recorder | None = None) -> str:
+def row(name: str, rec: Recorder, base: Recorder | None = None, cpu: bool = False) -> str:
     cells = []
     for call in CALLS:
-        values = rec.calls[call]
+        values = rec.cpu[call] if cpu else rec.calls[call]
         if not values:
             cells.append(f"{'-':>22}")
             continue
@@ -247,9 +250,7 @@ def run(args: argparse.Namespace, rates: list[float], items: int) -> tuple[list[
         app = create_app(queue, dataset=DATASET)
 
         async def in_process() -> Recorder:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-                return await per_call(InProcess(client), solo, sessions[0], args.rounds)
+            return await per_call(InProcess(app), solo, sessions[0], args.rounds)
 
         async def loopback(port: int) -> Recorder:
             conn = Loopback(port)
@@ -290,6 +291,7 @@ def report(args: argparse.Namespace, rates: list[float], items: int, recorders: 
     print("  p50 / p95 ms per call (p95 x the 1-annotator loopback figure)")
     print(f"  {'':<36}{'page':>22}{'next':>22}{'submit':>22}")
     print(row("1 annotator, in-process (ASGI)", inproc))
+    print(row("  the same, CPU time of each call", inproc, cpu=True))
     print(row("1 annotator, loopback (baseline)", net))
     print(row(f"{args.annotators} people at 2-6 s/label, {args.duration:.0f} s", human, net))
     for rate, rec in zip(rates, sweep, strict=True):
@@ -306,6 +308,27 @@ def report(args: argparse.Namespace, rates: list[float], items: int, recorders: 
     print(
         "  saturation: p95 crosses 100 ms at "
         + (f"~{crossed:.0f} labels/s" if crossed else f"none of the rates tried (max {max(rates):.0f}/s)")
+    )
+    print(bound(rates, sweep, crossed))
+
+
+def bound(rates: list[float], sweep: list[Recorder], crossed: float | None) -> str:
+    """What bounds the saturation point: the server's one event loop when it is busy most of
+    the time there; otherwise the core it waits for on a shared machine (or a lock)."""
+    rec = sweep[rates.index(crossed)] if crossed else sweep[-1]
+    busy = rec.server_cpu / rec.wall
+    per_label = rec.server_cpu / max(1, len(rec.submitted))
+    load = os.getloadavg()[0]
+    share = min(1.0, (os.cpu_count() or 1) / max(load, 1.0))
+    why = (
+        "the event loop: one core's worth of server CPU"
+        if busy >= 0.8
+        else f"waiting for a core: a load average of {load:.1f} on {os.cpu_count()} cores leaves one "
+        f"process about {share:.0%} of a core, and the server got {busy:.0%}"
+    )
+    return (
+        f"  bounded by {why}; at {1000 * per_label:.2f} ms of server CPU a label, one free core "
+        f"would serve ~{1 / per_label:.0f} labels/s"
     )
 
 

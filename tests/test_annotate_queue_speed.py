@@ -12,7 +12,7 @@ import httpx
 import pytest
 from annotate_support import live_server, make_item, make_store, rows, screen_choice
 
-from annotation.queue import OPEN_POOL, Queue, QueueError
+from annotation.queue import OPEN_POOL, Queue, QueueError, Response
 from annotation.sync import sync_routed
 from core.schema import from_rows
 
@@ -59,6 +59,74 @@ def test_progress_from_counters_equals_a_full_scan(tmp_path):
         for name in people:
             assert q.progress(name) == scanned_progress(q, name)
     assert q.progress("ann")["filled"] > 0 and any(q.progress(n)["left_for_me"] for n in people)
+
+
+def slow_next(q: Queue, who: str) -> str | None:
+    """The item ``next_task`` must hand out, found the slow way: the walk from the queue's head."""
+    mine = rows(q.path, f"SELECT item_id FROM assignments WHERE annotator = '{who}' AND state = 'open'")
+    if mine:
+        return mine[0][0]
+    found = rows(
+        q.path,
+        f"""SELECT i.id FROM items i WHERE {OPEN_POOL.replace(":who", repr(who))}
+        AND i.filled + (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.state = 'open') < i.k
+        ORDER BY i.seq LIMIT 1""",
+    )
+    return found[0][0] if found else None
+
+
+def test_cursors_and_counters_agree_with_the_slow_walk_and_a_full_scan(tmp_path):
+    """Answers, skips, labels from Argilla, items added later and stale releases, interleaved:
+    every annotator's next item and progress equal what a walk of the whole queue finds."""
+    store = make_store(tmp_path / "s", routed=15, accepted=0)
+    q = Queue.for_dataset(store, "demo", seed=5, stale_after_s=3600)
+    sync_routed(q, store, "demo", k=2)
+    people = ["ann", "bob", "cy"]
+    for name in people:
+        q.add_annotator(name)
+    rng = random.Random(1)
+    extra = 100
+    for step in range(150):
+        who = rng.choice(people)
+        expected = slow_next(q, who)
+        task = q.next_task(who)
+        assert (task.item_id if task else None) == expected, step
+        roll = rng.random()
+        if task is not None and roll < 0.2:
+            q.skip(who, task.item_id)
+        elif task is not None and roll < 0.8:
+            q.submit(who, task.item_id, "A")
+        elif roll < 0.9:  # a label from Argilla, by someone without a token, or a skipper
+            item = rng.choice([i["id"] for i in q.items()])
+            q.record_external([Response(item, rng.choice(["dan", who]), "tie", None, [], "", "argilla")])
+        elif step % 3 == 0:
+            q.add_items(from_rows([make_item(extra)]), kind="audit", source="demo@v1", k=1)
+            extra += 1
+        if roll > 0.95:  # everyone's open task goes stale
+            with sqlite3.connect(q.path) as db:
+                db.execute("UPDATE assignments SET assigned = 0 WHERE state = 'open'")
+        for name in [*people, "dan"]:
+            assert q.progress(name) == scanned_progress(q, name), (step, name)
+
+
+def test_a_queue_file_from_before_the_standing_table_gets_it_right(tmp_path):
+    store = make_store(tmp_path / "s", routed=6, accepted=0)
+    q = Queue.for_dataset(store, "demo", seed=1)
+    sync_routed(q, store, "demo")
+    for name in ("ann", "bob"):
+        q.add_annotator(name)
+    for _ in range(3):
+        q.submit("ann", q.next_task("ann").item_id, "A")
+    q.skip("bob", q.next_task("bob").item_id)
+    q.submit("bob", q.next_task("bob").item_id, "B")
+    triggers = ["standing_annotator_added", "standing_response", "standing_skip", "standing_item_filled"]
+    with sqlite3.connect(q.path) as db:  # the file as older versions left it
+        db.executescript("".join(f"DROP TRIGGER {t};" for t in triggers) + "DROP TABLE standing;")
+    reopened = Queue(q.path)
+    for name in ("ann", "bob"):
+        assert reopened.progress(name) == scanned_progress(reopened, name)
+        expected = slow_next(reopened, name)
+        assert expected is not None and reopened.next_task(name).item_id == expected
 
 
 def test_a_queue_file_from_before_the_counters_gets_them_right(tmp_path):

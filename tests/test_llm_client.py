@@ -97,6 +97,8 @@ def test_exhausted_retry_budget_fails_the_item_not_the_run(tmp_path):
     assert isinstance(failed, LLMError) and failed.kind == "rate_limited"
     assert isinstance(ok, str) and ok.startswith("HONEST")  # the other item is unaffected
     assert client.usage.errors == {"rate_limited": 1}
+    # the first try (made outside the retry machinery) counts against the budget: 1 + 2 retries
+    assert fake.stats()["statuses"] == {429: 3, 200: 1} and client.usage.retries == 2
 
 
 def test_garbage_costs_at_most_the_parse_budget_then_fails_the_item(tmp_path):

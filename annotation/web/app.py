@@ -53,9 +53,11 @@ def create_app(
         sync=sync,
         sync_every_s=sync_every_s,
     )
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(pages.router)
+    # Routes are matched in order: the calls made on every label first, the static files
+    # (fetched once, then cached by the browser) last.
     app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(BodyLimit, max_body=max_body)
     app.add_middleware(SecurityHeaders)  # added last: outermost, so the guard's answers get the headers too
     app.add_exception_handler(LoginRequired, _login_required)

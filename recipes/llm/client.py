@@ -218,7 +218,7 @@ class LLMClient:
             request["model"],
             messages,
             {k: v for k, v in request.items() if k not in ("model", "messages")},
-            endpoint=endpoint_key(self.config.base_url or DEFAULT_ENDPOINT),
+            endpoint=self._endpoint_key,
         )
         hit = self.cache.get(key)
         if hit is not None:
@@ -252,21 +252,37 @@ class LLMClient:
         assert self._http is not None, "LLMClient calls run inside LLMClient.map"
         body = json.dumps(request).encode()
         try:
-            async for attempt in retrying(
-                max_retries=self.config.max_retries,
-                backoff=self.config.backoff,
-                max_backoff=self.config.max_backoff,
-                give_up_early=self._endpoint_dead,
-                on_retry=self._count_retry,
-            ):
-                with attempt:
-                    response = await self._post(body)
+            try:
+                # Most calls succeed at once: the first try skips the retry machinery, which
+                # costs more CPU to set up than the call itself (tenacity inspects its callbacks
+                # on every attempt).
+                response = await self._post(body)
+            except openai.APIError as exc:
+                response = await self._retry(body, exc)
             self._reached = True
             self._unreachable = 0
             self.usage.calls += 1
             return response
         except openai.APIError as exc:
             raise self._classify(exc) from exc
+
+    async def _retry(self, body: bytes, first: openai.APIError) -> dict[str, Any]:
+        """The retry policy from its start, its first attempt the one that already failed, so
+        attempts, waits and give-ups count exactly as if every try had gone through it."""
+        failed: openai.APIError | None = first
+        async for attempt in retrying(
+            max_retries=self.config.max_retries,
+            backoff=self.config.backoff,
+            max_backoff=self.config.max_backoff,
+            give_up_early=self._endpoint_dead,
+            on_retry=self._count_retry,
+        ):
+            with attempt:
+                if failed is not None:
+                    exc, failed = failed, None
+                    raise exc
+                response = await self._post(body)
+        return response
 
     @cached_property
     def _url(self) -> str:
@@ -278,25 +294,35 @@ class LLMClient:
         path = parts.path.rstrip("/") + "/chat/completions"
         return urlunsplit((parts.scheme, host, path, parts.query, ""))
 
+    @cached_property
+    def _endpoint_key(self) -> str:
+        return endpoint_key(self.config.base_url or DEFAULT_ENDPOINT)
+
+    @cached_property
+    def _shown_url(self) -> str:
+        """The completions URL as errors show it (credentials redacted)."""
+        return redact_url(self._url)
+
     async def _post(self, body: bytes) -> dict[str, Any]:
         """One POST; failures raised as the ``openai`` SDK raises them, for the retry policy."""
         assert self._http is not None
-        url = redact_url(self._url)  # what errors show
         try:
             async with self._http.post(self._url, data=body) as response:
-                status, headers, raw = response.status, list(response.headers.items()), await response.read()
+                status, raw, headers = response.status, await response.read(), response.headers
         except TimeoutError as exc:
-            raise openai.APITimeoutError(request=httpx.Request("POST", url)) from exc
+            raise openai.APITimeoutError(request=httpx.Request("POST", self._shown_url)) from exc
         except aiohttp.ClientError as exc:
             message = str(exc) or type(exc).__name__
-            raise openai.APIConnectionError(message=message, request=httpx.Request("POST", url)) from exc
+            request = httpx.Request("POST", self._shown_url)
+            raise openai.APIConnectionError(message=message, request=request) from exc
         try:
             data = json.loads(raw) if raw else None
         except ValueError:
             data = None
         if status >= 400 or not isinstance(data, dict):
             # Rare: worth building the httpx objects the SDK's exception types carry.
-            reply = httpx.Response(status, headers=headers, content=raw, request=httpx.Request("POST", url))
+            request = httpx.Request("POST", self._shown_url)
+            reply = httpx.Response(status, headers=list(headers.items()), content=raw, request=request)
             if status < 400:
                 raise openai.APIResponseValidationError(reply, data, message="the reply is not a JSON object")
             detail = data if data is not None else raw[:200].decode(errors="replace")
