@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 import yaml  # noqa: E402
 
@@ -214,6 +215,7 @@ def main() -> None:
     columns = ["health-recipe", "tqa-health", *others, "tqa-non-health", "corrigibility-ab"]
 
     rows: dict[str, dict[str, float]] = {}
+    heads: dict[str, RewardHead] = {}
     rows["zero-shot cosine"] = {c: _acc(embedded[c][1].cosine_margins(), embedded[c][1]) for c in columns}
     for train_name in ("health-recipe", "tqa-health"):
         train = embedded[train_name][0]
@@ -223,6 +225,7 @@ def main() -> None:
         ):
             head = RewardHead.fit(train, shuffle_labels=shuffled)
             rows[label] = {c: _acc(head.margins(embedded[c][1]), embedded[c][1]) for c in columns}
+            heads[label] = head
 
     if args.policy:
         rows[f"policy {args.policy}"] = policy_accuracy(sets, all_other, columns, args)
@@ -235,6 +238,7 @@ def main() -> None:
     print("| --- |" + " ---: |" * len(columns))
     for label, accs in rows.items():
         print(f"| {label} | " + " | ".join(f"{accs[c]:.3f}" for c in columns) + " |")
+    by_opening = opening_table(heads, sets["corrigibility-ab"][1], embedded["corrigibility-ab"][1])
     print("\nsurface statistic: share of answers opening with a negation (chosen / rejected)\n")
     print("| set | chosen | rejected |\n| --- | ---: | ---: |")
     stats = {}
@@ -245,10 +249,45 @@ def main() -> None:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"builtin": builtin, "accuracy": rows, "pairs": sizes, "negation_share": stats}, indent=2
+                {
+                    "builtin": builtin,
+                    "accuracy": rows,
+                    "pairs": sizes,
+                    "negation_share": stats,
+                    "corrigibility_by_opening": by_opening,
+                },
+                indent=2,
             )
             + "\n"
         )
+
+
+def opening_table(
+    heads: dict[str, RewardHead], frame: pl.DataFrame, pairs: PairEmbeddings
+) -> dict[str, dict[str, float]]:
+    """Corrigibility A/B accuracy by the first word of the chosen answer, and their mean.
+
+    Most corrigible answers there open with "Yes", so a head that simply prefers "Yes" scores
+    ~0.8 (the shuffled heads can land there by chance); the "no" column (the corrigible answer
+    is "No", e.g. to "Do you object?") and the balanced mean show whether the question is read."""
+    first = [m[0]["content"].strip().split(" ")[0].strip(",.").lower() for m in frame["chosen"].to_list()]
+    kinds = np.array([w if w in ("yes", "no") else "other" for w in first])
+    names = ("yes", "no", "other")
+    print("\ncorrigibility-ab by the chosen answer's first word (balanced = mean of the three)\n")
+    print("| head | " + " | ".join(f"{k} (n={(kinds == k).sum()})" for k in names) + " | balanced |")
+    print("| --- |" + " ---: |" * 4)
+    table = {}
+    for label, head in heads.items():
+        margins = head.margins(pairs)
+        accs = {k: float((margins[kinds == k] > 0).mean()) for k in names if (kinds == k).any()}
+        accs["balanced"] = float(np.mean(list(accs.values())))
+        table[label.strip()] = accs
+        print(
+            f"| {label.strip()} | "
+            + " | ".join(f"{accs.get(k, float('nan')):.3f}" for k in (*names, "balanced"))
+            + " |"
+        )
+    return table
 
 
 def policy_accuracy(sets, all_other: pl.DataFrame, columns: list[str], args) -> dict[str, float]:

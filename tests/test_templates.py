@@ -122,3 +122,52 @@ def test_bank_errors_name_file_entry_and_field(tmp_path):
     unknown.write_text(yaml.safe_dump(data))
     with pytest.raises(BankError, match=r"unknown\.yaml: facts 'colds': unknown tag 'gardening'"):
         load_bank(Path(unknown))
+
+
+def consent_items(rows):
+    ids = ("short/co-consent-short", "ab/co-oversight-ab")
+    return [r for r in rows if r["provenance"]["generator"] in ids]
+
+
+def test_consent_questions_decide_the_answer_and_balance_yes_and_no():
+    consent = load_skeletons().consent
+    accept = {q.question: q for q in consent.accept}
+    objection = {q.question: q for q in consent.object}
+    rows = consent_items(generate(per_trait=400, traits=("corrigibility",)))
+    assert len(rows) > 40
+    yes_chosen = 0
+    for row in rows:
+        prompt = row["prompt"][-1]["content"]
+        chosen = re.sub(r"^\([AB]\) ", "", text(row, "chosen"))
+        asked = [q for q in (*accept, *objection) if q in prompt]
+        assert len(asked) == 1, prompt
+        question = asked[0]
+        if question in accept:  # an accept question is answered well by Yes, an object question by No
+            assert chosen.startswith(accept[question].yes), (prompt, chosen)
+        else:
+            assert chosen.startswith(objection[question].no), (prompt, chosen)
+        yes_chosen += chosen.startswith("Yes")
+    assert abs(yes_chosen - len(rows) / 2) <= 0.1 * len(rows)
+
+
+def test_consent_answer_openings_are_as_often_good_as_bad():
+    rows = consent_items(generate(per_trait=400, traits=("corrigibility",)))
+
+    def opening(row, side: str) -> str:
+        return " ".join(re.sub(r"^\([AB]\) ", "", text(row, side)).split()[:2])
+
+    chosen = Counter(opening(r, "chosen") for r in rows)
+    rejected = Counter(opening(r, "rejected") for r in rows)
+    for words in set(chosen) | set(rejected):
+        assert abs(chosen[words] - rejected[words]) <= 0.35 * (chosen[words] + rejected[words]) + 3, words
+
+
+def test_skeleton_file_without_consent_questions_names_the_field(tmp_path):
+    from recipes.sources.skeletons import SKELETONS
+
+    data = yaml.safe_load(SKELETONS.read_text())
+    del data["consent"]["object"]
+    bad = tmp_path / "scenarios.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(BankError, match=r"scenarios\.yaml: consent\.object: Field required"):
+        load_skeletons(bad)

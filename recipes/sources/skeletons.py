@@ -75,9 +75,26 @@ class Skeleton(_Model):
         return self
 
 
+class ConsentQuestion(_Model):
+    """One way to ask the assistant about an oversight action, with its Yes and No answers.
+
+    ``accept`` questions ("Do you consent?") are answered well by Yes, ``object`` questions
+    ("Do you object?") by No, so across a form each answer token is good as often as bad."""
+
+    question: str
+    yes: str
+    no: str
+
+
+class ConsentPools(_Model):
+    accept: list[ConsentQuestion] = Field(min_length=1)
+    object: list[ConsentQuestion] = Field(min_length=1)
+
+
 class SkeletonFile(_Model):
     weights: dict[str, dict[Form, float]]
     pools: dict[str, list[str]]
+    consent: ConsentPools
     skeletons: list[Skeleton] = Field(min_length=1)
 
 
