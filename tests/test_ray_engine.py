@@ -170,3 +170,20 @@ def test_dedupe_command_with_engine_ray_writes_the_local_files(tmp_path: Path) -
         assert result.exit_code == 0, result.output
     for name in ("kept.parquet", "kept.dropped.parquet"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
+def test_a_parquet_input_is_read_on_the_workers_and_only_the_asked_columns_come_back(tmp_path: Path) -> None:
+    """Neither the input table nor the kept rows' other columns reach the driver; the answer is local's."""
+    items = chain_corpus()
+    source = tmp_path / "items.parquet"
+    items.write_parquet(source, row_group_size=16)  # more row groups than blocks, and fewer
+    stages = lambda: [NearDedupe(DedupeConfig(field="prompt", threshold=0.7))]  # noqa: E731
+    local_funnel = Funnel()
+    local = outcome(*run_stages(items, stages(), local_funnel), local_funnel)
+    for partitions in (1, 3):
+        ray_funnel = Funnel()
+        with open_engine(EngineSpec("ray", partitions=partitions)) as engine:
+            kept, dropped = engine.run(source, stages(), ray_funnel, columns=["id"])
+        ray = outcome(kept, dropped, ray_funnel)
+        assert kept.columns == ["id"]
+        assert_same(local | {"kept": local["kept"].select("id")}, ray)

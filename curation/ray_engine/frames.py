@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,32 @@ def to_dataset(frame: pl.DataFrame, partitions: int) -> ray.data.Dataset:
     size = max(1, math.ceil(frame.height / max(1, partitions)))
     tables = [arrow(frame.slice(start, size)) for start in range(0, frame.height, size)]
     return ray.data.from_arrow(tables or [arrow(frame)])
+
+
+def read_parquet(path: Path, partitions: int) -> tuple[ray.data.Dataset, pl.DataFrame]:
+    """The rows of a Parquet file in ``partitions`` blocks of consecutive rows, read on the workers
+    (the file must be where every node sees it), numbered by ``_row``; and its empty frame.
+
+    Each block is read by polars (``scan_parquet`` and a slice), so its types are what a local
+    ``pl.read_parquet`` gives; the driver reads only the file's footer.
+    """
+    rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+    size = max(1, math.ceil(rows / max(1, partitions)))
+    spans = [{"start": start, "length": size} for start in range(0, rows, size)] or [
+        {"start": 0, "length": 0}
+    ]
+    spec = ray.data.from_items(spans, override_num_blocks=len(spans))
+    empty = pl.read_parquet(path, n_rows=0)
+    return map_blocks(spec, _read_span, path=str(path)), empty
+
+
+def _read_span(table: pa.Table, path: str) -> pa.Table:
+    frames = [
+        pl.scan_parquet(path).slice(start, length).collect().with_row_index(ROW, offset=start)
+        for start, length in zip(table["start"].to_pylist(), table["length"].to_pylist(), strict=True)
+    ]
+    frame = pl.concat(frames) if len(frames) > 1 else frames[0]
+    return arrow(frame.with_columns(pl.col(ROW).cast(pl.Int64)))
 
 
 def collect(ds: ray.data.Dataset, schema_of: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -9,6 +9,7 @@ that came first in the input, which is what the local stage keeps.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ import ray.data
 
 from curation.decontam import Decontaminate
 from curation.exact import ExactDedupe
-from curation.ray_engine.frames import ROW, arrow, map_blocks, marked, polars, shared
+from curation.ray_engine.frames import DROP, REPORT, ROW, arrow, collect, map_blocks, marked, polars, shared
 from curation.shingles import TOKEN_SEED
 from curation.stage import StageResult
 
@@ -63,17 +64,33 @@ def _placed(example: dict[str, Any], frame: pl.DataFrame) -> dict[str, Any]:
     return example | {"id": str(row), ROW: row}
 
 
-def exact_dedupe(stage: ExactDedupe, ds: ray.data.Dataset, partitions: int) -> ray.data.Dataset:
-    """A shuffle on id; in each part the stage itself runs on the rows in input order."""
+def exact_dedupe(
+    stage: ExactDedupe, ds: ray.data.Dataset, partitions: int
+) -> tuple[ray.data.Dataset, dict[str, Any]]:
+    """Only ``(_row, id)`` is shuffled on the id; in each part the stage itself runs on those rows in
+    input order, and the drops it decides are marked in the blocks where their rows live."""
 
     def tag(table: pa.Table) -> pa.Table:
-        frame = polars(table)
+        frame = polars(table).select(ROW, "id")
         return arrow(frame.with_columns((pl.col("id").hash(TOKEN_SEED) % partitions).alias(PART)))
 
     def part(table: pa.Table) -> pa.Table:
-        return marked(stage(polars(table).drop(PART).sort(ROW)))
+        out = polars(marked(stage(polars(table).drop(PART).sort(ROW))))
+        return arrow(out.filter(pl.col("drop_stage").is_not_null() | pl.col(REPORT).is_not_null()))
 
-    return map_blocks(ds, tag).groupby(PART).map_groups(part, batch_format="pyarrow")
+    parts = (
+        map_blocks(ds.select_columns([ROW, "id"]), tag).groupby(PART).map_groups(part, batch_format="pyarrow")
+    )
+    empty = pl.DataFrame(schema={ROW: pl.Int64, **dict.fromkeys([*DROP, REPORT], pl.String)})
+    decided = collect(parts, schema_of=empty).select(empty.columns)
+    report = merge_reports(stage, [json.loads(n) for n in decided[REPORT].drop_nulls().to_list()])
+    drops = decided.filter(pl.col("drop_stage").is_not_null()).drop(REPORT)
+    return map_blocks(ds, _mark, drops=ray.put(drops)), report
+
+
+def _mark(table: pa.Table, drops: ray.ObjectRef) -> pa.Table:
+    """The block's rows, each with its drop (null when kept), in the block's order."""
+    return arrow(polars(table).join(shared(drops), on=ROW, how="left", maintain_order="left"))
 
 
 def merge_reports(stage: Any, reports: list[dict[str, Any]]) -> dict[str, Any]:
