@@ -187,3 +187,18 @@ def test_a_parquet_input_is_read_on_the_workers_and_only_the_asked_columns_come_
         ray = outcome(kept, dropped, ray_funnel)
         assert kept.columns == ["id"]
         assert_same(local | {"kept": local["kept"].select("id")}, ray)
+
+
+def test_reference_rows_are_numbered_past_every_row_when_earlier_stages_dropped_some() -> None:
+    """Filter and exact dedupe drop rows first; the reference rows must not take the numbers of the rest."""
+    items, bench = corpus(n=400)
+    reference, rest = items.head(80), items.slice(80)
+    config = CurationConfig(filter=FilterConfig(language=None))
+
+    def stages() -> list[Stage]:
+        return curation_stages(config, reference=reference, reference_name="v1")
+
+    local, ray, _ = run_both(rest, stages, partitions=2)
+    assert_same(local, ray)
+    reasons = {r for d in ray["dropped"] for r in d["drop_reason"]}
+    assert "near_duplicate_of_reference" in reasons and len(ray["dropped"]) >= 2

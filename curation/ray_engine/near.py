@@ -51,7 +51,10 @@ PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
 def near_dedupe(
     stage: NearDedupe, ds: ray.data.Dataset, n: int, partitions: int, edge_bound: int
 ) -> tuple[ray.data.Dataset, dict[str, Any]]:
-    """Marked blocks (the stage's drops and conflict flags) and the stage's report."""
+    """Marked blocks (the stage's drops and conflict flags) and the stage's report.
+
+    ``n``: every ``_row`` of ``ds`` is below it (reference rows are numbered from it).
+    """
     shipped = dataclasses.replace(stage, reference=None, progress=None)
     scheme, config = stage.scheme, stage.config
     index = LSHIndex(scheme, config.threshold)  # for its (bands, rows) only
@@ -66,7 +69,8 @@ def near_dedupe(
         )
     signed = signed.materialize()
 
-    entries = map_blocks(signed, _entries, bands=index.bands, rows=index.rows, parts=partitions)
+    ranks = _ranks(signed) if n + n_ref <= edge_bound else None
+    entries = map_blocks(signed, _entries, bands=index.bands, rows=index.rows, parts=partitions, ranks=ranks)
     candidates = entries.groupby("_part").map_groups(_bucket_pairs, batch_format="pyarrow")
     candidates = candidates.materialize()
     no_clusters = shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
@@ -98,11 +102,23 @@ def _sign(table: pa.Table, stage: NearDedupe, reference: bool) -> pa.Table:
     return out.append_column("_sig", sig_column(sigs))
 
 
-def _entries(table: pa.Table, bands: int, rows: int, parts: int) -> pa.Table:
-    """One row per (row, band) of every row with a signature: its bucket key and its part."""
+def _ranks(signed: ray.data.Dataset) -> ray.ObjectRef:
+    """Every row's rank under the keep policy (``_priority``), in the object store: the bucket
+    shuffle then moves integers, not the ids and scores the policy reads."""
+    keyed = collect(signed.select_columns([ROW, *KEYED]))
+    return ray.put(keyed.select(ROW, _rank=pl.Series(_priority(keyed))))
+
+
+def _entries(table: pa.Table, bands: int, rows: int, parts: int, ranks: ray.ObjectRef | None) -> pa.Table:
+    """One row per (row, band) of every row with a signature: its bucket key and its part, with the
+    row's rank (``ranks``) or else the columns that rank it."""
     sigs = sig_matrix(table["_sig"], table["_sig"].type.byte_width // 4)
     keep = np.flatnonzero(~(sigs == EMPTY).all(axis=1))
-    base = polars(table.drop(["_sig"])).select(ROW, *KEYED)[keep]
+    frame = polars(table.drop(["_sig"]))[keep]
+    if ranks is None:
+        base = frame.select(ROW, *KEYED)
+    else:
+        base = frame.select(ROW).join(shared(ranks), on=ROW, how="left", maintain_order="left")
     out = []
     for band in range(bands):
         keys = _band_keys(sigs[keep], band, rows)
@@ -121,7 +137,7 @@ def _bucket_pairs(table: pa.Table) -> pa.Table:
     frame = polars(table)
     if frame.height == 0:
         return PAIR_SCHEMA.empty_table()
-    rank = _priority(frame)
+    rank = frame["_rank"].to_numpy() if "_rank" in frame.columns else _priority(frame)
     rows, band, keys = frame[ROW].to_numpy(), frame["_band"].to_numpy(), frame["_bucket"].to_numpy()
     found = []
     for b in np.unique(band):

@@ -112,6 +112,7 @@ class RayEngine:
             ds, empty = read_parquet(Path(items), self.partitions)
         ds = ds.materialize()
         entered, dropped = ds.count(), []
+        rows = entered  # every _row of the run is below it
         for stage in stages:
             if on_stage:
                 on_stage(stage.name, entered)
@@ -122,7 +123,7 @@ class RayEngine:
                 empty = result.kept.clear()
                 ds = to_dataset(result.kept.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)), 1)
                 continue
-            out, report = self._stage(stage, ds, entered)
+            out, report = self._stage(stage, ds, rows)
             out = out.materialize()
             # One pass brings back what the driver needs: the dropped rows and each block's report.
             back = collect(map_blocks(out, _dropped_or_reported))
@@ -144,10 +145,10 @@ class RayEngine:
         return collect(ds, schema_of=empty).drop(ROW, strict=False), dropped
 
     def _stage(
-        self, stage: Stage, ds: ray.data.Dataset, entered: int
+        self, stage: Stage, ds: ray.data.Dataset, rows: int
     ) -> tuple[ray.data.Dataset, dict[str, Any] | None]:
         if isinstance(stage, NearDedupe):
-            return near_dedupe(stage, ds, entered, self.partitions, self.spec.edge_bound)
+            return near_dedupe(stage, ds, rows, self.partitions, self.spec.edge_bound)
         if isinstance(stage, ExactDedupe):
             return exact_dedupe(stage, ds, self.partitions)
         if isinstance(stage, Decontaminate):
