@@ -123,16 +123,8 @@ class RayEngine:
                 empty = result.kept.clear()
                 ds = to_dataset(result.kept.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)), 1)
                 continue
-            out, report = self._stage(stage, ds, rows)
-            out = out.materialize()
-            # One pass brings back what the driver needs: the dropped rows and each block's report.
-            back = collect(map_blocks(out, _dropped_or_reported))
-            if report is None:
-                notes = back[REPORT].drop_nulls().to_list() if back.height else []
-                report = merge_reports(stage, [json.loads(n) for n in notes])
-            gone = back.filter(pl.col("drop_stage").is_not_null()).drop(ROW, REPORT, strict=False)
-            ds = map_blocks(out, _kept).materialize()
-            kept = ds.count()
+            last = stage is stages[-1]
+            ds, kept, gone, report = self._run_stage(stage, ds, rows, materialize=not last)
             funnel.record_counts(stage.name, entered, kept, gone, report)
             funnel.steps[-1]["engine"] = {"name": "ray", "partitions": self.partitions}
             if gone.height:
@@ -143,6 +135,23 @@ class RayEngine:
         if columns is not None:
             ds, empty = ds.select_columns([ROW, *columns]), empty.select(columns)
         return collect(ds, schema_of=empty).drop(ROW, strict=False), dropped
+
+    def _run_stage(
+        self, stage: Stage, ds: ray.data.Dataset, rows: int, materialize: bool
+    ) -> tuple[ray.data.Dataset, int, pl.DataFrame, dict[str, Any]]:
+        """The kept rows (materialized, or left lazy for the last stage, so that only the columns
+        the caller asks for are ever built), their number, the dropped rows and the report."""
+        out, report = self._stage(stage, ds, rows)
+        out = out.materialize()
+        # One pass brings back what the driver needs: the dropped rows and each block's report.
+        back = collect(map_blocks(out, _dropped_or_reported))
+        if report is None:
+            notes = back[REPORT].drop_nulls().to_list() if back.height else []
+            report = merge_reports(stage, [json.loads(n) for n in notes])
+        gone = back.filter(pl.col("drop_stage").is_not_null()).drop(ROW, REPORT, strict=False)
+        kept = map_blocks(out, _kept)
+        # The stage's marked rows less its dropped ones: the row accounting checks the marked rows.
+        return (kept.materialize() if materialize else kept), out.count() - gone.height, gone, report
 
     def _stage(
         self, stage: Stage, ds: ray.data.Dataset, rows: int
