@@ -23,8 +23,9 @@ from curation.stage import Funnel, Stage, StageStart, run_stages
 EngineName = Literal["local", "ray"]
 ENGINE_ENV = "TRAITDOSE_ENGINE"
 ENGINES: tuple[str, ...] = get_args(EngineName)
-# Verified near-duplicate pairs the driver may hold to find clusters; beyond this bound the
-# clusters are found on the cluster by iterated min-label propagation.
+# What the Ray driver may hold: verified near-duplicate pairs to find clusters, rows' (row, id)
+# for exact dedupe and (row, rank) for near dedupe's bucket leaders. Beyond it, all of that is
+# done on the cluster (clusters by iterated min-label propagation, shuffles on id).
 EDGE_BOUND = 2_000_000
 # The rows a run curates: a table, or a Parquet file that the engine reads where it runs (on Ray,
 # on the workers, so the driver never holds the input).

@@ -21,6 +21,7 @@ from core.store import Store, split_file
 from curation.config import Benchmark, CurationConfig, DecontamConfig, DedupeConfig, FilterConfig
 from curation.decontam import Decontaminate
 from curation.engine import EngineSpec, open_engine
+from curation.exact import ExactDedupe
 from curation.minhash import MinHashScheme, jaccard_estimate
 from curation.near_dedupe import NearDedupe
 from curation.pipeline import curation_stages
@@ -202,3 +203,15 @@ def test_reference_rows_are_numbered_past_every_row_when_earlier_stages_dropped_
     assert_same(local, ray)
     reasons = {r for d in ray["dropped"] for r in d["drop_reason"]}
     assert "near_duplicate_of_reference" in reasons and len(ray["dropped"]) >= 2
+
+
+@pytest.mark.parametrize("edge_bound", [10**6, 0])
+def test_repeated_ids_in_different_blocks_keep_their_first_row_as_locally(edge_bound: int) -> None:
+    """``edge_bound=0``: the ids are shuffled on the cluster instead of gathered on the driver."""
+    items = chain_corpus()
+    repeats = items.sample(12, seed=5).with_columns(pl.col("prompt") + " again")
+    items = pl.concat([repeats.head(6), items, repeats.tail(6)])  # first copies in the first block
+    stages = lambda: [ExactDedupe(), NearDedupe(DedupeConfig(field="prompt", threshold=0.7))]  # noqa: E731
+    local, ray, _ = run_both(items, stages, partitions=3, edge_bound=edge_bound)
+    assert_same(local, ray)
+    assert ray["dropped"][0]["drop_reason"].to_list() == ["exact_duplicate"] * 12

@@ -65,27 +65,37 @@ def _placed(example: dict[str, Any], frame: pl.DataFrame) -> dict[str, Any]:
 
 
 def exact_dedupe(
-    stage: ExactDedupe, ds: ray.data.Dataset, partitions: int
+    stage: ExactDedupe, ds: ray.data.Dataset, partitions: int, bound: int
 ) -> tuple[ray.data.Dataset, dict[str, Any]]:
-    """Only ``(_row, id)`` is shuffled on the id; in each part the stage itself runs on those rows in
-    input order, and the drops it decides are marked in the blocks where their rows live."""
+    """The stage itself on ``(_row, id)`` of every row in input order, and the drops it decides
+    marked in the blocks where their rows live. Up to ``bound`` rows those two columns are
+    gathered on the driver (no shuffle); beyond it they are shuffled on the id, and the stage
+    runs on each part."""
+    ids = ds.select_columns([ROW, "id"])
+    if ds.count() <= bound:
+        decided = marked(stage(collect(ids)))
+        decided = polars(decided).filter(pl.col("drop_stage").is_not_null() | pl.col(REPORT).is_not_null())
+    else:
+        decided = _decided_in_parts(stage, ids, partitions)
+    report = merge_reports(stage, [json.loads(n) for n in decided[REPORT].drop_nulls().to_list()])
+    drops = decided.filter(pl.col("drop_stage").is_not_null()).select(ROW, *DROP)
+    return map_blocks(ds, _mark, drops=ray.put(drops)), report
+
+
+def _decided_in_parts(stage: ExactDedupe, ids: ray.data.Dataset, partitions: int) -> pl.DataFrame:
+    """The dropped and reporting rows of the stage run on every part of a shuffle on the id."""
 
     def tag(table: pa.Table) -> pa.Table:
-        frame = polars(table).select(ROW, "id")
+        frame = polars(table)
         return arrow(frame.with_columns((pl.col("id").hash(TOKEN_SEED) % partitions).alias(PART)))
 
     def part(table: pa.Table) -> pa.Table:
         out = polars(marked(stage(polars(table).drop(PART).sort(ROW))))
         return arrow(out.filter(pl.col("drop_stage").is_not_null() | pl.col(REPORT).is_not_null()))
 
-    parts = (
-        map_blocks(ds.select_columns([ROW, "id"]), tag).groupby(PART).map_groups(part, batch_format="pyarrow")
-    )
-    empty = pl.DataFrame(schema={ROW: pl.Int64, **dict.fromkeys([*DROP, REPORT], pl.String)})
-    decided = collect(parts, schema_of=empty).select(empty.columns)
-    report = merge_reports(stage, [json.loads(n) for n in decided[REPORT].drop_nulls().to_list()])
-    drops = decided.filter(pl.col("drop_stage").is_not_null()).drop(REPORT)
-    return map_blocks(ds, _mark, drops=ray.put(drops)), report
+    parts = map_blocks(ids, tag).groupby(PART).map_groups(part, batch_format="pyarrow")
+    empty = pl.DataFrame(schema={ROW: pl.Int64, "id": pl.String, **dict.fromkeys([*DROP, REPORT], pl.String)})
+    return collect(parts, schema_of=empty)
 
 
 def _mark(table: pa.Table, drops: ray.ObjectRef) -> pa.Table:

@@ -159,7 +159,7 @@ class RayEngine:
         if isinstance(stage, NearDedupe):
             return near_dedupe(stage, ds, rows, self.partitions, self.spec.edge_bound)
         if isinstance(stage, ExactDedupe):
-            return exact_dedupe(stage, ds, self.partitions)
+            return exact_dedupe(stage, ds, self.partitions, self.spec.edge_bound)
         if isinstance(stage, Decontaminate):
             return decontaminate(stage, ds), None
         if isinstance(stage, QualityFilter | RouteAmbiguous):
