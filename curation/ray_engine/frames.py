@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,38 @@ def marked(result: StageResult) -> pa.Table:
     note = json.dumps(result.report)
     first = pl.int_range(pl.len()) == 0
     return arrow(out.with_columns(pl.when(first).then(pl.lit(note)).otherwise(None).alias(REPORT)))
+
+
+@dataclass
+class Marks:
+    """A stage's decisions as a driver table keyed by ``_row``, for the rows it changes only:
+    ``_row`` and the drop columns, or (``whole_rows``) whole replacement rows with them, dropped
+    and kept (a kept row may change, as a near-duplicate keeper flagged with a label conflict).
+    Every row it does not name is kept as it is. Cheaper than marked blocks: the engine builds the
+    kept blocks in one pass and never copies the unchanged rows twice."""
+
+    table: pl.DataFrame
+    whole_rows: bool = False
+
+    @classmethod
+    def none(cls) -> Marks:
+        return cls(pl.DataFrame(schema={ROW: pl.Int64, **dict.fromkeys(DROP, pl.String)}))
+
+
+def dropped_rows(table: pa.Table, marks: ray.ObjectRef) -> pa.Table:
+    """The block's rows that ``marks`` (a :class:`Marks` table of drops) drops, with the drop columns."""
+    drops = shared(marks).filter(pl.col("drop_stage").is_not_null())
+    return arrow(polars(table).join(drops, on=ROW, how="inner", maintain_order="left"))
+
+
+def kept_rows(table: pa.Table, marks: ray.ObjectRef, whole_rows: bool) -> pa.Table:
+    """The block's rows that ``marks`` keeps (replaced when it has whole rows for them), in order."""
+    frame, named = polars(table), shared(marks)
+    rest = frame.join(named.select(ROW), on=ROW, how="anti", maintain_order="left")
+    if not whole_rows:
+        return arrow(rest)
+    mine = named.filter(pl.col("drop_stage").is_null()).join(frame.select(ROW), on=ROW, how="semi")
+    return arrow(pl.concat([rest, mine.select(rest.columns)], how="vertical_relaxed").sort(ROW))
 
 
 def sig_column(sigs: np.ndarray) -> pa.Array:

@@ -21,7 +21,18 @@ import ray.data
 
 from curation.decontam import Decontaminate
 from curation.exact import ExactDedupe
-from curation.ray_engine.frames import DROP, REPORT, ROW, arrow, collect, map_blocks, marked, polars, shared
+from curation.ray_engine.frames import (
+    DROP,
+    REPORT,
+    ROW,
+    Marks,
+    arrow,
+    collect,
+    map_blocks,
+    marked,
+    polars,
+    shared,
+)
 from curation.shingles import TOKEN_SEED
 from curation.stage import StageResult
 
@@ -66,7 +77,7 @@ def _placed(example: dict[str, Any], frame: pl.DataFrame) -> dict[str, Any]:
 
 def exact_dedupe(
     stage: ExactDedupe, ds: ray.data.Dataset, partitions: int, bound: int
-) -> tuple[ray.data.Dataset, dict[str, Any]]:
+) -> tuple[Marks, dict[str, Any]]:
     """The stage itself on ``(_row, id)`` of every row in input order, and the drops it decides
     marked in the blocks where their rows live. Up to ``bound`` rows those two columns are
     gathered on the driver (no shuffle); beyond it they are shuffled on the id, and the stage
@@ -78,8 +89,7 @@ def exact_dedupe(
     else:
         decided = _decided_in_parts(stage, ids, partitions)
     report = merge_reports(stage, [json.loads(n) for n in decided[REPORT].drop_nulls().to_list()])
-    drops = decided.filter(pl.col("drop_stage").is_not_null()).select(ROW, *DROP)
-    return map_blocks(ds, _mark, drops=ray.put(drops)), report
+    return Marks(decided.filter(pl.col("drop_stage").is_not_null()).select(ROW, *DROP)), report
 
 
 def _decided_in_parts(stage: ExactDedupe, ids: ray.data.Dataset, partitions: int) -> pl.DataFrame:
@@ -96,11 +106,6 @@ def _decided_in_parts(stage: ExactDedupe, ids: ray.data.Dataset, partitions: int
     parts = map_blocks(ids, tag).groupby(PART).map_groups(part, batch_format="pyarrow")
     empty = pl.DataFrame(schema={ROW: pl.Int64, "id": pl.String, **dict.fromkeys([*DROP, REPORT], pl.String)})
     return collect(parts, schema_of=empty)
-
-
-def _mark(table: pa.Table, drops: ray.ObjectRef) -> pa.Table:
-    """The block's rows, each with its drop (null when kept), in the block's order."""
-    return arrow(polars(table).join(shared(drops), on=ROW, how="left", maintain_order="left"))
 
 
 def merge_reports(stage: Any, reports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -34,8 +34,11 @@ from curation.ray_engine.frames import (
     DROP,
     REPORT,
     ROW,
+    Marks,
     arrow,
     collect,
+    dropped_rows,
+    kept_rows,
     map_blocks,
     polars,
     read_parquet,
@@ -142,6 +145,10 @@ class RayEngine:
         """The kept rows (materialized, or left lazy for the last stage, so that only the columns
         the caller asks for are ever built), their number, the dropped rows and the report."""
         out, report = self._stage(stage, ds, rows)
+        if isinstance(out, Marks):
+            assert report is not None  # a stage that decides on the driver reports there
+            kept, gone = _apply_marks(ds, out)
+            return (kept.materialize() if materialize else kept), ds.count() - gone.height, gone, report
         out = out.materialize()
         # One pass brings back what the driver needs: the dropped rows and each block's report.
         back = collect(map_blocks(out, _dropped_or_reported))
@@ -155,7 +162,7 @@ class RayEngine:
 
     def _stage(
         self, stage: Stage, ds: ray.data.Dataset, rows: int
-    ) -> tuple[ray.data.Dataset, dict[str, Any] | None]:
+    ) -> tuple[ray.data.Dataset | Marks, dict[str, Any] | None]:
         if isinstance(stage, NearDedupe):
             return near_dedupe(stage, ds, rows, self.partitions, self.spec.edge_bound)
         if isinstance(stage, ExactDedupe):
@@ -165,6 +172,17 @@ class RayEngine:
         if isinstance(stage, QualityFilter | RouteAmbiguous):
             return rowwise(ds, stage), None
         raise TypeError(f"stage {stage.name!r} ({type(stage).__name__}) has no Ray implementation")
+
+
+def _apply_marks(ds: ray.data.Dataset, marks: Marks) -> tuple[ray.data.Dataset, pl.DataFrame]:
+    """The kept rows (lazy) and the dropped rows of a stage that decided on the driver."""
+    ref = ray.put(marks.table)
+    if marks.whole_rows:
+        gone = marks.table.filter(pl.col("drop_stage").is_not_null()).sort(ROW)
+    else:
+        gone = collect(map_blocks(ds, dropped_rows, marks=ref), schema_of=marks.table)
+    kept = map_blocks(ds, kept_rows, marks=ref, whole_rows=marks.whole_rows)
+    return kept, gone.drop(ROW)
 
 
 def _dropped_or_reported(table: pa.Table) -> pa.Table:
