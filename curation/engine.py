@@ -10,9 +10,10 @@ the same funnel figures; the Ray engine adds ``engine`` (name, partitions) to ea
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 import polars as pl
@@ -22,9 +23,13 @@ from curation.stage import Funnel, Stage, StageStart, run_stages
 EngineName = Literal["local", "ray"]
 ENGINE_ENV = "TRAITDOSE_ENGINE"
 ENGINES: tuple[str, ...] = get_args(EngineName)
-# Verified near-duplicate pairs the driver may hold to find clusters; beyond this bound the
-# clusters are found on the cluster by iterated min-label propagation.
+# What the Ray driver may hold: verified near-duplicate pairs to find clusters, rows' (row, id)
+# for exact dedupe and (row, rank) for near dedupe's bucket leaders. Beyond it, all of that is
+# done on the cluster (clusters by iterated min-label propagation, shuffles on id).
 EDGE_BOUND = 2_000_000
+# The rows a run curates: a table, or a Parquet file that the engine reads where it runs (on Ray,
+# on the workers, so the driver never holds the input).
+Items = pl.DataFrame | Path
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,15 @@ class Engine(Protocol):
     def partitions(self) -> int | None: ...
 
     def run(
-        self, items: pl.DataFrame, stages: list[Stage], funnel: Funnel, on_stage: StageStart | None = None
+        self,
+        items: Items,
+        stages: list[Stage],
+        funnel: Funnel,
+        on_stage: StageStart | None = None,
+        columns: Sequence[str] | None = None,
     ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-        """Kept rows (input order) and the dropped rows of each stage that dropped any;
-        ``on_stage(name, rows)`` when each stage starts."""
+        """Kept rows (input order; only ``columns`` of them when given) and the dropped rows of each
+        stage that dropped any; ``on_stage(name, rows)`` when each stage starts."""
         ...
 
 
@@ -72,9 +82,16 @@ class LocalEngine:
         return None
 
     def run(
-        self, items: pl.DataFrame, stages: list[Stage], funnel: Funnel, on_stage: StageStart | None = None
+        self,
+        items: Items,
+        stages: list[Stage],
+        funnel: Funnel,
+        on_stage: StageStart | None = None,
+        columns: Sequence[str] | None = None,
     ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-        return run_stages(items, stages, funnel, on_stage)
+        table = items if isinstance(items, pl.DataFrame) else pl.read_parquet(items)
+        kept, dropped = run_stages(table, stages, funnel, on_stage)
+        return (kept if columns is None else kept.select(columns)), dropped
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from core.store import Store, split_file
 from curation.config import Benchmark, CurationConfig, DecontamConfig, DedupeConfig, FilterConfig
 from curation.decontam import Decontaminate
 from curation.engine import EngineSpec, open_engine
+from curation.exact import ExactDedupe
 from curation.minhash import MinHashScheme, jaccard_estimate
 from curation.near_dedupe import NearDedupe
 from curation.pipeline import curation_stages
@@ -170,3 +171,47 @@ def test_dedupe_command_with_engine_ray_writes_the_local_files(tmp_path: Path) -
         assert result.exit_code == 0, result.output
     for name in ("kept.parquet", "kept.dropped.parquet"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
+def test_a_parquet_input_is_read_on_the_workers_and_only_the_asked_columns_come_back(tmp_path: Path) -> None:
+    """Neither the input table nor the kept rows' other columns reach the driver; the answer is local's."""
+    items = chain_corpus()
+    source = tmp_path / "items.parquet"
+    items.write_parquet(source, row_group_size=16)  # more row groups than blocks, and fewer
+    stages = lambda: [NearDedupe(DedupeConfig(field="prompt", threshold=0.7))]  # noqa: E731
+    local_funnel = Funnel()
+    local = outcome(*run_stages(items, stages(), local_funnel), local_funnel)
+    for partitions in (1, 3):
+        ray_funnel = Funnel()
+        with open_engine(EngineSpec("ray", partitions=partitions)) as engine:
+            kept, dropped = engine.run(source, stages(), ray_funnel, columns=["id"])
+        ray = outcome(kept, dropped, ray_funnel)
+        assert kept.columns == ["id"]
+        assert_same(local | {"kept": local["kept"].select("id")}, ray)
+
+
+def test_reference_rows_are_numbered_past_every_row_when_earlier_stages_dropped_some() -> None:
+    """Filter and exact dedupe drop rows first; the reference rows must not take the numbers of the rest."""
+    items, bench = corpus(n=400)
+    reference, rest = items.head(80), items.slice(80)
+    config = CurationConfig(filter=FilterConfig(language=None))
+
+    def stages() -> list[Stage]:
+        return curation_stages(config, reference=reference, reference_name="v1")
+
+    local, ray, _ = run_both(rest, stages, partitions=2)
+    assert_same(local, ray)
+    reasons = {r for d in ray["dropped"] for r in d["drop_reason"]}
+    assert "near_duplicate_of_reference" in reasons and len(ray["dropped"]) >= 2
+
+
+@pytest.mark.parametrize("edge_bound", [10**6, 0])
+def test_repeated_ids_in_different_blocks_keep_their_first_row_as_locally(edge_bound: int) -> None:
+    """``edge_bound=0``: the ids are shuffled on the cluster instead of gathered on the driver."""
+    items = chain_corpus()
+    repeats = items.sample(12, seed=5).with_columns(pl.col("prompt") + " again")
+    items = pl.concat([repeats.head(6), items, repeats.tail(6)])  # first copies in the first block
+    stages = lambda: [ExactDedupe(), NearDedupe(DedupeConfig(field="prompt", threshold=0.7))]  # noqa: E731
+    local, ray, _ = run_both(items, stages, partitions=3, edge_bound=edge_bound)
+    assert_same(local, ray)
+    assert ray["dropped"][0]["drop_reason"].to_list() == ["exact_duplicate"] * 12

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,32 @@ def to_dataset(frame: pl.DataFrame, partitions: int) -> ray.data.Dataset:
     return ray.data.from_arrow(tables or [arrow(frame)])
 
 
+def read_parquet(path: Path, partitions: int) -> tuple[ray.data.Dataset, pl.DataFrame]:
+    """The rows of a Parquet file in ``partitions`` blocks of consecutive rows, read on the workers
+    (the file must be where every node sees it), numbered by ``_row``; and its empty frame.
+
+    Each block is read by polars (``scan_parquet`` and a slice), so its types are what a local
+    ``pl.read_parquet`` gives; the driver reads only the file's footer.
+    """
+    rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+    size = max(1, math.ceil(rows / max(1, partitions)))
+    spans = [{"start": start, "length": size} for start in range(0, rows, size)] or [
+        {"start": 0, "length": 0}
+    ]
+    spec = ray.data.from_items(spans, override_num_blocks=len(spans))
+    empty = pl.read_parquet(path, n_rows=0)
+    return map_blocks(spec, _read_span, path=str(path)), empty
+
+
+def _read_span(table: pa.Table, path: str) -> pa.Table:
+    frames = [
+        pl.scan_parquet(path).slice(start, length).collect().with_row_index(ROW, offset=start)
+        for start, length in zip(table["start"].to_pylist(), table["length"].to_pylist(), strict=True)
+    ]
+    frame = pl.concat(frames) if len(frames) > 1 else frames[0]
+    return arrow(frame.with_columns(pl.col(ROW).cast(pl.Int64)))
+
+
 def collect(ds: ray.data.Dataset, schema_of: pl.DataFrame | None = None) -> pl.DataFrame:
     """Every row of ``ds`` on the driver, in ``_row`` order."""
     frames = [polars(t) for t in ray.get(ds.to_arrow_refs())]
@@ -71,6 +99,38 @@ def marked(result: StageResult) -> pa.Table:
     note = json.dumps(result.report)
     first = pl.int_range(pl.len()) == 0
     return arrow(out.with_columns(pl.when(first).then(pl.lit(note)).otherwise(None).alias(REPORT)))
+
+
+@dataclass
+class Marks:
+    """A stage's decisions as a driver table keyed by ``_row``, for the rows it changes only:
+    ``_row`` and the drop columns, or (``whole_rows``) whole replacement rows with them, dropped
+    and kept (a kept row may change, as a near-duplicate keeper flagged with a label conflict).
+    Every row it does not name is kept as it is. Cheaper than marked blocks: the engine builds the
+    kept blocks in one pass and never copies the unchanged rows twice."""
+
+    table: pl.DataFrame
+    whole_rows: bool = False
+
+    @classmethod
+    def none(cls) -> Marks:
+        return cls(pl.DataFrame(schema={ROW: pl.Int64, **dict.fromkeys(DROP, pl.String)}))
+
+
+def dropped_rows(table: pa.Table, marks: ray.ObjectRef) -> pa.Table:
+    """The block's rows that ``marks`` (a :class:`Marks` table of drops) drops, with the drop columns."""
+    drops = shared(marks).filter(pl.col("drop_stage").is_not_null())
+    return arrow(polars(table).join(drops, on=ROW, how="inner", maintain_order="left"))
+
+
+def kept_rows(table: pa.Table, marks: ray.ObjectRef, whole_rows: bool) -> pa.Table:
+    """The block's rows that ``marks`` keeps (replaced when it has whole rows for them), in order."""
+    frame, named = polars(table), shared(marks)
+    rest = frame.join(named.select(ROW), on=ROW, how="anti", maintain_order="left")
+    if not whole_rows:
+        return arrow(rest)
+    mine = named.filter(pl.col("drop_stage").is_null()).join(frame.select(ROW), on=ROW, how="semi")
+    return arrow(pl.concat([rest, mine.select(rest.columns)], how="vertical_relaxed").sort(ROW))
 
 
 def sig_column(sigs: np.ndarray) -> pa.Array:

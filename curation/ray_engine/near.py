@@ -29,9 +29,9 @@ from curation.near_dedupe import NearDedupe, _keyed, _priority
 from curation.ray_engine.cogroup import cogroup
 from curation.ray_engine.components import propagate_labels, resolve_on_workers
 from curation.ray_engine.frames import (
-    DROP,
     REPORT,
     ROW,
+    Marks,
     arrow,
     collect,
     map_blocks,
@@ -50,8 +50,12 @@ PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
 
 def near_dedupe(
     stage: NearDedupe, ds: ray.data.Dataset, n: int, partitions: int, edge_bound: int
-) -> tuple[ray.data.Dataset, dict[str, Any]]:
-    """Marked blocks (the stage's drops and conflict flags) and the stage's report."""
+) -> tuple[ray.data.Dataset | Marks, dict[str, Any]]:
+    """The stage's drops and conflict flags (marked blocks beyond the edge bound, else
+    :class:`Marks`) and the stage's report.
+
+    ``n``: every ``_row`` of ``ds`` is below it (reference rows are numbered from it).
+    """
     shipped = dataclasses.replace(stage, reference=None, progress=None)
     scheme, config = stage.scheme, stage.config
     index = LSHIndex(scheme, config.threshold)  # for its (bands, rows) only
@@ -66,11 +70,12 @@ def near_dedupe(
         )
     signed = signed.materialize()
 
-    entries = map_blocks(signed, _entries, bands=index.bands, rows=index.rows, parts=partitions)
+    ranks = _ranks(signed) if n + n_ref <= edge_bound else None
+    entries = map_blocks(signed, _entries, bands=index.bands, rows=index.rows, parts=partitions, ranks=ranks)
     candidates = entries.groupby("_part").map_groups(_bucket_pairs, batch_format="pyarrow")
     candidates = candidates.materialize()
     no_clusters = shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
-    unchanged = map_blocks(ds, _unchanged), no_clusters
+    unchanged = Marks.none(), no_clusters
     if candidates.count() == 0:
         return unchanged
     verified = _verify(
@@ -83,9 +88,8 @@ def near_dedupe(
         out, resolved = resolve_on_workers(shipped, ds, signed, labels, partitions, scheme.num_perm)
         return out, shipped.report(index, resolved, n_ref)
     result = _resolve(shipped, ds, signed, _driver_labels(collect(verified)), scheme.num_perm)
-    marks = pl.from_arrow(marked(result).drop([REPORT]))
-    assert isinstance(marks, pl.DataFrame)
-    return map_blocks(ds, _apply, marks=ray.put(marks)), shipped.report(index, result.report, n_ref)
+    marks = polars(marked(result).drop([REPORT]))
+    return Marks(marks, whole_rows=True), shipped.report(index, result.report, n_ref)
 
 
 def _sign(table: pa.Table, stage: NearDedupe, reference: bool) -> pa.Table:
@@ -98,11 +102,23 @@ def _sign(table: pa.Table, stage: NearDedupe, reference: bool) -> pa.Table:
     return out.append_column("_sig", sig_column(sigs))
 
 
-def _entries(table: pa.Table, bands: int, rows: int, parts: int) -> pa.Table:
-    """One row per (row, band) of every row with a signature: its bucket key and its part."""
+def _ranks(signed: ray.data.Dataset) -> ray.ObjectRef:
+    """Every row's rank under the keep policy (``_priority``), in the object store: the bucket
+    shuffle then moves integers, not the ids and scores the policy reads."""
+    keyed = collect(signed.select_columns([ROW, *KEYED]))
+    return ray.put(keyed.select(ROW, _rank=pl.Series(_priority(keyed))))
+
+
+def _entries(table: pa.Table, bands: int, rows: int, parts: int, ranks: ray.ObjectRef | None) -> pa.Table:
+    """One row per (row, band) of every row with a signature: its bucket key and its part, with the
+    row's rank (``ranks``) or else the columns that rank it."""
     sigs = sig_matrix(table["_sig"], table["_sig"].type.byte_width // 4)
     keep = np.flatnonzero(~(sigs == EMPTY).all(axis=1))
-    base = polars(table.drop(["_sig"])).select(ROW, *KEYED)[keep]
+    frame = polars(table.drop(["_sig"]))[keep]
+    if ranks is None:
+        base = frame.select(ROW, *KEYED)
+    else:
+        base = frame.select(ROW).join(shared(ranks), on=ROW, how="left", maintain_order="left")
     out = []
     for band in range(bands):
         keys = _band_keys(sigs[keep], band, rows)
@@ -121,7 +137,7 @@ def _bucket_pairs(table: pa.Table) -> pa.Table:
     frame = polars(table)
     if frame.height == 0:
         return PAIR_SCHEMA.empty_table()
-    rank = _priority(frame)
+    rank = frame["_rank"].to_numpy() if "_rank" in frame.columns else _priority(frame)
     rows, band, keys = frame[ROW].to_numpy(), frame["_band"].to_numpy(), frame["_bucket"].to_numpy()
     found = []
     for b in np.unique(band):
@@ -189,17 +205,3 @@ def _resolve(
 def _members(table: pa.Table, labels: ray.ObjectRef) -> pa.Table:
     frame = polars(table)
     return arrow(frame.join(shared(labels), on=ROW, how="inner", maintain_order="left"))
-
-
-def _unchanged(table: pa.Table) -> pa.Table:
-    return arrow(polars(table).with_columns([pl.lit(None, pl.String).alias(c) for c in DROP]))
-
-
-def _apply(table: pa.Table, marks: ray.ObjectRef) -> pa.Table:
-    """Member rows replaced by their resolved rows (dropped, or kept with a conflict reason)."""
-    frame = polars(table)
-    mine = shared(marks).join(frame.select(ROW), on=ROW, how="semi")
-    rest = frame.join(mine.select(ROW), on=ROW, how="anti").with_columns(
-        [pl.lit(None, pl.String).alias(c) for c in DROP]
-    )
-    return arrow(pl.concat([rest, mine.select(rest.columns)], how="vertical_relaxed").sort(ROW))

@@ -9,6 +9,7 @@ that came first in the input, which is what the local stage keeps.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,18 @@ import ray.data
 
 from curation.decontam import Decontaminate
 from curation.exact import ExactDedupe
-from curation.ray_engine.frames import ROW, arrow, map_blocks, marked, polars, shared
+from curation.ray_engine.frames import (
+    DROP,
+    REPORT,
+    ROW,
+    Marks,
+    arrow,
+    collect,
+    map_blocks,
+    marked,
+    polars,
+    shared,
+)
 from curation.shingles import TOKEN_SEED
 from curation.stage import StageResult
 
@@ -63,17 +75,37 @@ def _placed(example: dict[str, Any], frame: pl.DataFrame) -> dict[str, Any]:
     return example | {"id": str(row), ROW: row}
 
 
-def exact_dedupe(stage: ExactDedupe, ds: ray.data.Dataset, partitions: int) -> ray.data.Dataset:
-    """A shuffle on id; in each part the stage itself runs on the rows in input order."""
+def exact_dedupe(
+    stage: ExactDedupe, ds: ray.data.Dataset, partitions: int, bound: int
+) -> tuple[Marks, dict[str, Any]]:
+    """The stage itself on ``(_row, id)`` of every row in input order, and the drops it decides
+    marked in the blocks where their rows live. Up to ``bound`` rows those two columns are
+    gathered on the driver (no shuffle); beyond it they are shuffled on the id, and the stage
+    runs on each part."""
+    ids = ds.select_columns([ROW, "id"])
+    if ds.count() <= bound:
+        decided = marked(stage(collect(ids)))
+        decided = polars(decided).filter(pl.col("drop_stage").is_not_null() | pl.col(REPORT).is_not_null())
+    else:
+        decided = _decided_in_parts(stage, ids, partitions)
+    report = merge_reports(stage, [json.loads(n) for n in decided[REPORT].drop_nulls().to_list()])
+    return Marks(decided.filter(pl.col("drop_stage").is_not_null()).select(ROW, *DROP)), report
+
+
+def _decided_in_parts(stage: ExactDedupe, ids: ray.data.Dataset, partitions: int) -> pl.DataFrame:
+    """The dropped and reporting rows of the stage run on every part of a shuffle on the id."""
 
     def tag(table: pa.Table) -> pa.Table:
         frame = polars(table)
         return arrow(frame.with_columns((pl.col("id").hash(TOKEN_SEED) % partitions).alias(PART)))
 
     def part(table: pa.Table) -> pa.Table:
-        return marked(stage(polars(table).drop(PART).sort(ROW)))
+        out = polars(marked(stage(polars(table).drop(PART).sort(ROW))))
+        return arrow(out.filter(pl.col("drop_stage").is_not_null() | pl.col(REPORT).is_not_null()))
 
-    return map_blocks(ds, tag).groupby(PART).map_groups(part, batch_format="pyarrow")
+    parts = map_blocks(ids, tag).groupby(PART).map_groups(part, batch_format="pyarrow")
+    empty = pl.DataFrame(schema={ROW: pl.Int64, "id": pl.String, **dict.fromkeys([*DROP, REPORT], pl.String)})
+    return collect(parts, schema_of=empty)
 
 
 def merge_reports(stage: Any, reports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,9 +7,10 @@ a stage must say how its rows may be split before it can run on a cluster.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from ray.data.context import ShuffleStrategy
 import curation
 from curation.ambiguity import RouteAmbiguous
 from curation.decontam import Decontaminate
-from curation.engine import EngineSpec
+from curation.engine import EngineSpec, Items
 from curation.exact import ExactDedupe
 from curation.near_dedupe import NearDedupe
 from curation.quality import QualityFilter
@@ -33,11 +34,14 @@ from curation.ray_engine.frames import (
     DROP,
     REPORT,
     ROW,
+    Marks,
     arrow,
     collect,
+    dropped_rows,
+    kept_rows,
     map_blocks,
     polars,
-    reports,
+    read_parquet,
     to_dataset,
 )
 from curation.ray_engine.near import near_dedupe
@@ -93,26 +97,37 @@ class RayEngine:
     progress: Progress | None = None
 
     def run(
-        self, items: pl.DataFrame, stages: list[Stage], funnel: Funnel, on_stage: StageStart | None = None
+        self,
+        items: Items,
+        stages: list[Stage],
+        funnel: Funnel,
+        on_stage: StageStart | None = None,
+        columns: Sequence[str] | None = None,
     ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-        ds = to_dataset(items.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)), self.partitions)
-        entered, dropped = items.height, []
+        """See :class:`curation.engine.Engine`: a Parquet ``items`` is read on the workers, and only
+        ``columns`` of the kept rows (all when None) and the dropped rows come to the driver."""
+        if isinstance(items, pl.DataFrame):
+            ds = to_dataset(
+                items.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)), self.partitions
+            )
+            empty = items.clear()
+        else:
+            ds, empty = read_parquet(Path(items), self.partitions)
+        ds = ds.materialize()
+        entered, dropped = ds.count(), []
+        rows = entered  # every _row of the run is below it
         for stage in stages:
             if on_stage:
                 on_stage(stage.name, entered)
             if entered == 0:  # no rows to spread: the stage's own result (and report) on none
-                result = stage(collect(ds))
+                result = stage(collect(ds, schema_of=empty).drop(ROW, strict=False))
                 funnel.record(stage.name, 0, result)
                 funnel.steps[-1]["engine"] = {"name": "ray", "partitions": self.partitions}
-                ds = to_dataset(result.kept, 1)
+                empty = result.kept.clear()
+                ds = to_dataset(result.kept.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)), 1)
                 continue
-            out, report = self._stage(stage, ds, entered)
-            out = out.materialize()
-            if report is None:
-                report = merge_reports(stage, reports(out))
-            gone = collect(map_blocks(out, _dropped)).drop(ROW)
-            ds = map_blocks(out, _kept).materialize()
-            kept = ds.count()
+            last = stage is stages[-1]
+            ds, kept, gone, report = self._run_stage(stage, ds, rows, materialize=not last)
             funnel.record_counts(stage.name, entered, kept, gone, report)
             funnel.steps[-1]["engine"] = {"name": "ray", "partitions": self.partitions}
             if gone.height:
@@ -120,15 +135,38 @@ class RayEngine:
             if self.progress:
                 self.progress(stage.name, entered)
             entered = kept
-        return collect(ds, schema_of=items).drop(ROW, strict=False), dropped
+        if columns is not None:
+            ds, empty = ds.select_columns([ROW, *columns]), empty.select(columns)
+        return collect(ds, schema_of=empty).drop(ROW, strict=False), dropped
+
+    def _run_stage(
+        self, stage: Stage, ds: ray.data.Dataset, rows: int, materialize: bool
+    ) -> tuple[ray.data.Dataset, int, pl.DataFrame, dict[str, Any]]:
+        """The kept rows (materialized, or left lazy for the last stage, so that only the columns
+        the caller asks for are ever built), their number, the dropped rows and the report."""
+        out, report = self._stage(stage, ds, rows)
+        if isinstance(out, Marks):
+            assert report is not None  # a stage that decides on the driver reports there
+            kept, gone = _apply_marks(ds, out)
+            return (kept.materialize() if materialize else kept), ds.count() - gone.height, gone, report
+        out = out.materialize()
+        # One pass brings back what the driver needs: the dropped rows and each block's report.
+        back = collect(map_blocks(out, _dropped_or_reported))
+        if report is None:
+            notes = back[REPORT].drop_nulls().to_list() if back.height else []
+            report = merge_reports(stage, [json.loads(n) for n in notes])
+        gone = back.filter(pl.col("drop_stage").is_not_null()).drop(ROW, REPORT, strict=False)
+        kept = map_blocks(out, _kept)
+        # The stage's marked rows less its dropped ones: the row accounting checks the marked rows.
+        return (kept.materialize() if materialize else kept), out.count() - gone.height, gone, report
 
     def _stage(
-        self, stage: Stage, ds: ray.data.Dataset, entered: int
-    ) -> tuple[ray.data.Dataset, dict[str, Any] | None]:
+        self, stage: Stage, ds: ray.data.Dataset, rows: int
+    ) -> tuple[ray.data.Dataset | Marks, dict[str, Any] | None]:
         if isinstance(stage, NearDedupe):
-            return near_dedupe(stage, ds, entered, self.partitions, self.spec.edge_bound)
+            return near_dedupe(stage, ds, rows, self.partitions, self.spec.edge_bound)
         if isinstance(stage, ExactDedupe):
-            return exact_dedupe(stage, ds, self.partitions), None
+            return exact_dedupe(stage, ds, self.partitions, self.spec.edge_bound)
         if isinstance(stage, Decontaminate):
             return decontaminate(stage, ds), None
         if isinstance(stage, QualityFilter | RouteAmbiguous):
@@ -136,9 +174,22 @@ class RayEngine:
         raise TypeError(f"stage {stage.name!r} ({type(stage).__name__}) has no Ray implementation")
 
 
-def _dropped(table: pa.Table) -> pa.Table:
+def _apply_marks(ds: ray.data.Dataset, marks: Marks) -> tuple[ray.data.Dataset, pl.DataFrame]:
+    """The kept rows (lazy) and the dropped rows of a stage that decided on the driver."""
+    ref = ray.put(marks.table)
+    if marks.whole_rows:
+        gone = marks.table.filter(pl.col("drop_stage").is_not_null()).sort(ROW)
+    else:
+        gone = collect(map_blocks(ds, dropped_rows, marks=ref), schema_of=marks.table)
+    kept = map_blocks(ds, kept_rows, marks=ref, whole_rows=marks.whole_rows)
+    return kept, gone.drop(ROW)
+
+
+def _dropped_or_reported(table: pa.Table) -> pa.Table:
     frame = polars(table)
-    return arrow(frame.filter(pl.col("drop_stage").is_not_null()).drop(REPORT, strict=False))
+    if REPORT not in frame.columns:  # a stage that reports for the whole dataset, not per block
+        frame = frame.with_columns(pl.lit(None, pl.String).alias(REPORT))
+    return arrow(frame.filter(pl.col("drop_stage").is_not_null() | pl.col(REPORT).is_not_null()))
 
 
 def _kept(table: pa.Table) -> pa.Table:
