@@ -39,6 +39,7 @@ COMMON_SHARE = 0.02  # a 5-gram in more than this share of benchmark texts is no
 # a human?") a few shared 5-grams are chance, and the whole-text n-gram test covers verbatim copies.
 MIN_INFORMATIVE = 8
 ITEM_BATCH = 4096
+PREFIX_SHARE = 0.5  # of a text's informative 5-grams, the rarest, in its prefix (see _prefix)
 
 
 @dataclass
@@ -50,6 +51,10 @@ class BenchmarkIndex:
     ngrams: dict[int, pl.DataFrame]  # n → (hash, text, pos)
     shingles: pl.DataFrame  # (hash, text) over informative 5-grams
     sizes: pl.DataFrame  # (text, size): informative 5-grams per text
+    # (hash, text, least): each text's rarest informative 5-grams and how many of them an item
+    # must hold to reach the containment threshold (see _prefix); only those items are counted
+    prefix: pl.DataFrame | None = None
+    prefix_threshold: float = 1.0  # the containment the prefix was cut for: it serves that or more
 
     @classmethod
     def build(cls, name: str, bench_texts: list[str], config: DecontamConfig) -> BenchmarkIndex:
@@ -72,9 +77,11 @@ class BenchmarkIndex:
         shingles = _shingle_frame(series.gather(eligible), eligible.to_numpy())
         frequency = shingles.group_by("hash").len()
         limit = max(2, int(COMMON_SHARE * len(bench_texts)))
-        informative = shingles.join(frequency.filter(pl.col("len") <= limit).select("hash"), on="hash")
+        informative = shingles.join(frequency.filter(pl.col("len") <= limit), on="hash")
         size = informative.group_by("text").len("size").filter(pl.col("size") >= MIN_INFORMATIVE)
-        return cls(name, bench_texts, ngrams, informative.join(size.select("text"), on="text"), size)
+        informative = informative.join(size.select("text"), on="text")
+        prefix = _prefix(informative, size, config.containment)
+        return cls(name, bench_texts, ngrams, informative.drop("len"), size, prefix, config.containment)
 
     def match(
         self,
@@ -130,19 +137,41 @@ class BenchmarkIndex:
             return _no_hits()
         hashes, offsets = (chars if chars is not None else byte_tokens(items)).windows(CHAR_NGRAM)
         counts = np.diff(offsets)
-        positions = pl.DataFrame(
+        windows = pl.DataFrame(
             {
                 "hash": hashes,
                 "row": np.repeat(np.arange(len(items)), counts),
                 "pos": np.arange(len(hashes)) - np.repeat(offsets[:-1], counts),
             }
-        ).join(self.shingles, on="hash")
+        )
+        held = windows.select("row", "hash").unique()
+        pairs = held.join(self.shingles, on="hash").select("row", "text")
+        if self.prefix is not None and threshold >= self.prefix_threshold:
+            # Only (row, text) pairs holding enough of the text's prefix can pass: count those exactly.
+            pairs = (
+                held.join(self.prefix, on="hash")
+                .group_by("row", "text")
+                .agg(n=pl.len(), least=pl.col("least").first())
+                .filter(pl.col("n") >= pl.col("least"))
+                .select("row", "text")
+                .join(self.shingles, on="text")
+                .join(held, on=["row", "hash"])
+                .select("row", "text")
+            )
         candidates = (
-            positions.group_by("row", "text")
-            .agg(shared=pl.col("hash").n_unique(), pos=pl.col("pos").sort())
+            pairs.group_by("row", "text")
+            .agg(shared=pl.len())
             .join(self.sizes, on="text")
             .filter(pl.col("shared") / pl.col("size") >= threshold)
         )
+        positions = (
+            candidates.select("row", "text")
+            .join(self.shingles, on="text")
+            .join(windows, on=["row", "hash"])
+            .group_by("row", "text")
+            .agg(pos=pl.col("pos").sort())
+        )
+        candidates = candidates.join(positions, on=["row", "text"])
         scores = [
             _window_count(np.asarray(pos), int(1.5 * len(self.texts[text]))) / size
             for pos, text, size in candidates.select("pos", "text", "size").iter_rows()
@@ -160,6 +189,31 @@ class BenchmarkIndex:
             span=pl.col("text").map_elements(lambda t: self.texts[t], return_dtype=pl.String),
             score="score",
         )
+
+
+def _prefix(informative: pl.DataFrame, sizes: pl.DataFrame, threshold: float) -> pl.DataFrame:
+    """(hash, text, least): each text's ``cut`` rarest informative 5-grams, and how many of them an
+    item must hold to reach ``threshold`` (a prefix filter).
+
+    ``need`` is the fewest shared 5-grams whose share reaches ``threshold``: an item missing more
+    than ``size - need`` of a text's 5-grams cannot pass, so it holds at least
+    ``cut - (size - need)`` of any ``cut`` of them. The rarest half (or more, so that at least one
+    is needed) keeps the join small and leaves a few candidates per thousand items.
+    """
+    size = sizes["size"].to_numpy()
+    need = np.ceil(threshold * size).astype(np.int64)
+    # The float share decides, as in the filter that reads it: step to the fewest k with k/size >= t.
+    need = np.where((need - 1) / size >= threshold, need - 1, need)
+    need = np.where(need / size < threshold, need + 1, need)
+    cut = np.maximum(np.ceil(PREFIX_SHARE * size).astype(np.int64), size - need + 1)
+    keep = sizes.select("text", _cut=pl.Series(cut), least=pl.Series(cut - (size - need)))
+    return (
+        informative.sort("len", "hash", "text")
+        .with_columns(_rank=pl.int_range(pl.len()).over("text"))
+        .join(keep, on="text")
+        .filter(pl.col("_rank") < pl.col("_cut"))
+        .select("hash", "text", "least")
+    )
 
 
 def _window_count(positions: np.ndarray, width: int) -> int:
