@@ -39,7 +39,7 @@ COMMON_SHARE = 0.02  # a 5-gram in more than this share of benchmark texts is no
 # a human?") a few shared 5-grams are chance, and the whole-text n-gram test covers verbatim copies.
 MIN_INFORMATIVE = 8
 ITEM_BATCH = 4096
-PREFIX_SHARE = 0.5  # of a text's informative 5-grams, the rarest, in its prefix (see _prefix)
+PREFIX_SHARE = 0.5  # of a text's 5-grams found in a batch, the rarest there, in its prefix
 
 
 @dataclass
@@ -51,10 +51,6 @@ class BenchmarkIndex:
     ngrams: dict[int, pl.DataFrame]  # n → (hash, text, pos)
     shingles: pl.DataFrame  # (hash, text) over informative 5-grams
     sizes: pl.DataFrame  # (text, size): informative 5-grams per text
-    # (hash, text, least): each text's rarest informative 5-grams and how many of them an item
-    # must hold to reach the containment threshold (see _prefix); only those items are counted
-    prefix: pl.DataFrame | None = None
-    prefix_threshold: float = 1.0  # the containment the prefix was cut for: it serves that or more
 
     @classmethod
     def build(cls, name: str, bench_texts: list[str], config: DecontamConfig) -> BenchmarkIndex:
@@ -77,11 +73,9 @@ class BenchmarkIndex:
         shingles = _shingle_frame(series.gather(eligible), eligible.to_numpy())
         frequency = shingles.group_by("hash").len()
         limit = max(2, int(COMMON_SHARE * len(bench_texts)))
-        informative = shingles.join(frequency.filter(pl.col("len") <= limit), on="hash")
+        informative = shingles.join(frequency.filter(pl.col("len") <= limit).select("hash"), on="hash")
         size = informative.group_by("text").len("size").filter(pl.col("size") >= MIN_INFORMATIVE)
-        informative = informative.join(size.select("text"), on="text")
-        prefix = _prefix(informative, size, config.containment)
-        return cls(name, bench_texts, ngrams, informative.drop("len"), size, prefix, config.containment)
+        return cls(name, bench_texts, ngrams, informative.join(size.select("text"), on="text"), size)
 
     def match(
         self,
@@ -144,22 +138,12 @@ class BenchmarkIndex:
                 "pos": np.arange(len(hashes)) - np.repeat(offsets[:-1], counts),
             }
         )
-        held = windows.select("row", "hash").unique()
-        pairs = held.join(self.shingles, on="hash").select("row", "text")
-        if self.prefix is not None and threshold >= self.prefix_threshold:
-            # Only (row, text) pairs holding enough of the text's prefix can pass: count those exactly.
-            pairs = (
-                held.join(self.prefix, on="hash")
-                .group_by("row", "text")
-                .agg(n=pl.len(), least=pl.col("least").first())
-                .filter(pl.col("n") >= pl.col("least"))
-                .select("row", "text")
-                .join(self.shingles, on="text")
-                .join(held, on=["row", "hash"])
-                .select("row", "text")
-            )
+        pairs = self._candidates(windows, threshold)
+        wanted = pairs.join(self.shingles, on="text")
+        held = windows.select("row", "hash").join(wanted.select("row", "hash").unique(), on=["row", "hash"])
         candidates = (
-            pairs.group_by("row", "text")
+            wanted.join(held.unique(), on=["row", "hash"])
+            .group_by("row", "text")
             .agg(shared=pl.len())
             .join(self.sizes, on="text")
             .filter(pl.col("shared") / pl.col("size") >= threshold)
@@ -190,30 +174,43 @@ class BenchmarkIndex:
             score="score",
         )
 
+    def _candidates(self, windows: pl.DataFrame, threshold: float) -> pl.DataFrame:
+        """(row, text) pairs that may reach ``threshold``: a superset of the pairs that do, found
+        without joining every window of the batch to every benchmark text that shares it.
 
-def _prefix(informative: pl.DataFrame, sizes: pl.DataFrame, threshold: float) -> pl.DataFrame:
-    """(hash, text, least): each text's ``cut`` rarest informative 5-grams, and how many of them an
-    item must hold to reach ``threshold`` (a prefix filter).
-
-    ``need`` is the fewest shared 5-grams whose share reaches ``threshold``: an item missing more
-    than ``size - need`` of a text's 5-grams cannot pass, so it holds at least
-    ``cut - (size - need)`` of any ``cut`` of them. The rarest half (or more, so that at least one
-    is needed) keeps the join small and leaves a few candidates per thousand items.
-    """
-    size = sizes["size"].to_numpy()
-    need = np.ceil(threshold * size).astype(np.int64)
-    # The float share decides, as in the filter that reads it: step to the fewest k with k/size >= t.
-    need = np.where((need - 1) / size >= threshold, need - 1, need)
-    need = np.where(need / size < threshold, need + 1, need)
-    cut = np.maximum(np.ceil(PREFIX_SHARE * size).astype(np.int64), size - need + 1)
-    keep = sizes.select("text", _cut=pl.Series(cut), least=pl.Series(cut - (size - need)))
-    return (
-        informative.sort("len", "hash", "text")
-        .with_columns(_rank=pl.int_range(pl.len()).over("text"))
-        .join(keep, on="text")
-        .filter(pl.col("_rank") < pl.col("_cut"))
-        .select("hash", "text", "least")
-    )
+        ``need`` is the fewest shared 5-grams whose share reaches ``threshold``. A text whose
+        5-grams occur ``present < need`` times anywhere in the batch is out. For the rest, a prefix
+        filter: an item missing more than ``present - need`` of the present 5-grams cannot pass, so
+        it holds at least ``cut - (present - need)`` of any ``cut`` of them; taking the ones rarest in
+        the batch keeps that join small (a few pairs per thousand items).
+        """
+        frequency = windows.group_by("hash").len("frequency")
+        present = self.shingles.join(frequency, on="hash")
+        texts = present.group_by("text").len("present").join(self.sizes, on="text").sort("text")
+        size, found = texts["size"].to_numpy(), texts["present"].to_numpy()
+        need = np.ceil(threshold * size).astype(np.int64)
+        # The float share decides, as in the filter that reads it: the fewest k with k/size >= t.
+        need = np.where((need - 1) / size >= threshold, need - 1, need)
+        need = np.where(need / size < threshold, need + 1, need)
+        cut = np.maximum(np.ceil(PREFIX_SHARE * found).astype(np.int64), found - need + 1)
+        limits = texts.select("text", _cut=pl.Series(cut), _least=pl.Series(cut - (found - need)))
+        limits = limits.filter(pl.Series(found >= need))
+        prefix = (
+            present.join(limits, on="text")
+            .sort("frequency", "hash", "text")
+            .filter(pl.int_range(pl.len()).over("text") < pl.col("_cut"))
+            .select("hash", "text", "_least")
+        )
+        return (
+            windows.select("row", "hash")
+            .join(prefix.select(pl.col("hash").unique()), on="hash")
+            .unique()
+            .join(prefix, on="hash")
+            .group_by("row", "text")
+            .agg(n=pl.len(), least=pl.col("_least").first())
+            .filter(pl.col("n") >= pl.col("least"))
+            .select("row", "text")
+        )
 
 
 def _window_count(positions: np.ndarray, width: int) -> int:
