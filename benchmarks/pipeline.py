@@ -6,9 +6,11 @@ process, and prints seconds, CPU seconds (all threads; on a busy machine the ste
 and peak RSS, three ways, all in the same run:
 
 - gen-only: template generation alone (no curation, no writing);
-- off: generate → exact dedupe → splits → version, with the other curation stages switched off;
+- off: generate → exact dedupe → splits → surface-cue audit → version and card, with the other
+  curation stages switched off;
 - full: the default stages on (quality filters with language and PII, exact dedupe, MinHash
-  near-dedupe, ambiguity routing).
+  near-dedupe, decontamination against the benchmarks in ../shared/data, ambiguity routing),
+  then the same splits, audit, version and card.
 
 Goals (issue 16): the full run at 100k in <= 20 s on this 2-core machine, <= 2.5x the off run of
 the same benchmark run, peak RSS <= 1 GiB.

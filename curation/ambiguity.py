@@ -100,9 +100,12 @@ class RouteAmbiguous:
     def _response_similarity(self, items: pl.DataFrame) -> list[float]:
         if items.height == 0:
             return []
-        chosen = SIMILARITY_SCHEME.signatures(texts(items, "chosen"))
-        rejected = SIMILARITY_SCHEME.signatures(texts(items, "rejected"))
-        return jaccard_estimate(chosen, rejected).tolist()
+        # Templated responses repeat: sign each distinct text once (a signature depends on the text only).
+        both = pl.concat([texts(items, "chosen"), texts(items, "rejected")]).alias("t")
+        codes = both.to_frame().select(pl.col("t").rank("dense").cast(pl.Int64) - 1)["t"].to_numpy()
+        distinct = both.to_frame().with_columns(_c=pl.Series(codes)).group_by("_c").agg(pl.col("t").first())
+        signed = SIMILARITY_SCHEME.signatures(distinct.sort("_c")["t"])[codes]
+        return jaccard_estimate(signed[: items.height], signed[items.height :]).tolist()
 
 
 def _merge_reasons(signals: list[tuple[str, pl.Expr]]) -> pl.Expr:

@@ -82,7 +82,12 @@ def is_english(texts: pl.Series) -> pl.Series:
     )
     unsure = np.flatnonzero(~clear & (words >= MIN_WORDS))
     if len(unsure):
-        verdict[unsure] = _identify(sample.gather(unsure))
+        # Templated data repeats its short replies thousands of times: ask lingua once per text.
+        distinct = pl.DataFrame({"s": sample.gather(unsure)}).with_columns(
+            _code=pl.col("s").rank("dense").cast(pl.Int64) - 1
+        )
+        first = distinct.group_by("_code").agg(pl.col("s").first()).sort("_code")
+        verdict[unsure] = _identify(first["s"])[distinct["_code"].to_numpy()]
     return pl.Series(verdict)
 
 

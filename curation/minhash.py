@@ -51,13 +51,11 @@ class MinHashScheme:
             raise ValueError(f"ngram must be at least 1, got {self.ngram}")
 
     def meta(self) -> dict[str, object]:
-        from importlib.metadata import version as package_version  # ~70 ms: only a saved index needs it
-
         return {
             **asdict(self),
             "datasketch_scheme": DATASKETCH_SCHEME,
             "token_hash": f"polars-{pl.__version__}-hash-{TOKEN_SEED}",
-            "datasketch": package_version("datasketch"),
+            "datasketch": _datasketch_version(),
         }
 
     def permutations(self) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +92,14 @@ class MinHashScheme:
         if len(starts) > 1:
             pool.shutdown()
         return out
+
+
+@lru_cache(maxsize=1)
+def _datasketch_version() -> str:
+    """Read once: scanning the installed distributions costs 70-300 ms, and every dedupe report asks."""
+    from importlib.metadata import version as package_version
+
+    return package_version("datasketch")
 
 
 @lru_cache(maxsize=16)

@@ -14,7 +14,7 @@ of a batch can be rolled into several window sizes without tokenizing again:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -34,10 +34,14 @@ class Tokens:
 
     hashes: np.ndarray  # uint64
     lengths: np.ndarray  # int64, one per text
+    # windows already rolled, by n: several benchmarks ask for the same sizes of the same batch
+    _rolled: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     def windows(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """32-bit hashes of every n-token window, and per-text offsets into them."""
-        return roll(self.hashes, self.lengths, n)
+        if n not in self._rolled:
+            self._rolled[n] = roll(self.hashes, self.lengths, n)
+        return self._rolled[n]
 
 
 def tokens(texts: pl.Series, kind: Literal["word", "char"]) -> Tokens:
