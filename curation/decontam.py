@@ -10,8 +10,9 @@ Two tests, both on normalized text (lower case, punctuation ignored):
   this catches light edits (a word inserted or dropped).
   It is computed exactly with a hash join rather than estimated from MinHash sketches: benchmarks
   are small, and exact beats an estimate. A prefix filter (each text's 5-grams rarest in the item
-  batch) leaves only the few (item, text) pairs that can reach the threshold to be counted. 5-grams that occur in more than 2% of the benchmark's
-  texts ("what ", "s the") are ignored on both sides: they say nothing about which text matched.
+  batch) leaves only the few (item, text) pairs that can reach the threshold to be counted.
+  5-grams that occur in more than 2% of the benchmark's texts ("what ", "s the") are ignored on
+  both sides: they say nothing about which text matched.
 
 Motivation: UltraFeedback shipped TruthfulQA prompts and had to be re-released cleaned.
 """
