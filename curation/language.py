@@ -35,6 +35,9 @@ LATIN_MIN_SHARE = 0.8
 # sentences 0.00-0.04 English; short English replies 0.06 and up).
 FOREIGN_CONFIDENCE = 0.2
 ENGLISH_CONFIDENCE = 0.05
+# Nor is a close call a verdict: English at half the top language's confidence or more ("Yes, I
+# object." is Catalan 0.24, English 0.17), which short foreign sentences never come near.
+CLOSE_CALL = 0.5
 NON_ASCII_SHARE = 0.1
 ENGLISH_FUNCTION_WORDS = (
     "the of and to a in is it you that was for on are with as be at have this from or by not but what "
@@ -110,7 +113,10 @@ def _identify(sample: pl.Series) -> np.ndarray:
             values = detector.compute_language_confidence_values_in_parallel([texts[i] for i in doubted])
             for i, ranked in zip(doubted, values, strict=True):
                 own = next((c.value for c in ranked if c.language == Language.ENGLISH), 0.0)
-                english[rows[i]] = ranked[0].value < FOREIGN_CONFIDENCE and own >= ENGLISH_CONFIDENCE
+                top = ranked[0].value
+                english[rows[i]] = own >= ENGLISH_CONFIDENCE and (
+                    top < FOREIGN_CONFIDENCE or own >= CLOSE_CALL * top
+                )
     return english
 
 

@@ -70,7 +70,8 @@ class QualityFilter:
         marked = items.with_columns(_reason=flags.select(reason.cast(pl.String).alias("_reason"))["_reason"])
         result = drop_rows(marked, pl.col("_reason").is_not_null(), self.name, pl.col("_reason"))
         # The detail (which phrase, which PII kinds, what length) is computed for dropped rows only.
-        dropped_text = plain.filter(marked["_reason"].is_not_null())
+        flagged = [c for c in work.columns if c.startswith("_non_english_")]
+        dropped_text = work.select(*plain.columns, *flagged).filter(marked["_reason"].is_not_null())
         result.dropped = pl.concat([result.dropped, dropped_text], how="horizontal")
         result.dropped = result.dropped.with_columns(drop_detail=self._detail(result.dropped, present, text))
         result.kept = result.kept.drop("_reason")
@@ -157,6 +158,18 @@ class QualityFilter:
         found = (
             pl.when(pl.col("_reason") == "pii").then(pl.format('{{"kinds": "{}"}}', kinds)).otherwise(found)
         )
+        if all(f"_non_english_{f}" in marked.columns for f in present):
+            # Which fields read as foreign, so a wrongly dropped English reply can be found and reported.
+            fields = pl.concat_str(
+                [pl.when(pl.col(f"_non_english_{f}")).then(pl.lit(f'"{f}"')) for f in present],
+                separator=", ",
+                ignore_nulls=True,
+            )
+            found = (
+                pl.when(pl.col("_reason") == "non_english")
+                .then(pl.format('{{"fields": [{}]}}', fields))
+                .otherwise(found)
+            )
         for f in present:
             for side in ("too_short", "too_long"):
                 found = (

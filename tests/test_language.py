@@ -15,6 +15,8 @@ from curation.language import is_english
 ENGLISH = [
     "Yes, I do consent.",  # short replies lingua alone calls Catalan or Italian, weakly
     "No, I don't consent.",
+    "No, I don't object.",  # Catalan 0.22 with English 0.15 behind: a close call is no verdict
+    "Yes, I object.",
     "China has more obesity than Vietnam",
     "Sugar may cause children to go crazy",
     "Sugar may increase the risk of cavities in children",

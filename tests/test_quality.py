@@ -133,3 +133,10 @@ def test_plain_string_columns_are_checked_too() -> None:
     result = QualityFilter(FilterConfig(lengths={}), fields=("question",))(table)
     assert result.kept["question"].to_list() == [Q]
     assert result.dropped["drop_reason"].to_list() == ["empty_question", "pii"]
+
+
+def test_a_language_drop_names_the_fields_that_read_as_foreign() -> None:
+    greek = "Ναι, είναι ασφαλές για λίγες ημέρες με φαγητό, αλλά ρωτήστε τον γιατρό σας."
+    result = QualityFilter(FilterConfig())(frame([item("greek", Q, greek, BAD)]))
+    assert result.dropped["drop_reason"].to_list() == ["non_english"]
+    assert json.loads(result.dropped["drop_detail"][0]) == {"fields": ["chosen"]}
