@@ -3,7 +3,9 @@
 1. signatures on the workers, one block at a time (``_keyed`` + ``MinHashScheme.signatures``);
 2. LSH: every (band, bucket key) of every row, shuffled on the bucket key, so each bucket is whole
    in one part; the part pairs members with their bucket leader (``_band_pairs``, ``_priority``);
-3. candidate pairs joined with both rows' signatures and verified on the workers;
+3. candidate pairs verified on the workers: under the edge bound, the signed rows of their ends
+   are gathered once (the driver resolves from them in step 5) and broadcast to the pair blocks;
+   beyond it, the pairs are joined with both rows' signatures by two shuffles;
 4. clusters: connected components of verified pairs (``clusters``) on the driver while the pairs
    are under the engine's edge bound, else by min-label propagation on the cluster (``components``);
 5. keepers, drop details and label conflicts: ``NearDedupe.resolve`` on the members of
@@ -78,16 +80,29 @@ def near_dedupe(
     unchanged = Marks.none(), no_clusters
     if candidates.count() == 0:
         return unchanged
-    verified = _verify(
-        candidates, _paired(signed, candidates, edge_bound), partitions, config.threshold, scheme.num_perm
-    ).materialize()
-    if verified.count() == 0:
+    members = None  # the signed rows the driver resolves, when it has them already
+    if candidates.count() <= edge_bound:
+        members = _gathered(signed, candidates)
+        sigs = ray.put(members.select(ROW, "_sig"))
+        edges = collect(
+            map_blocks(candidates, _similar, sigs=sigs, threshold=config.threshold, num_perm=scheme.num_perm)
+        )
+    else:
+        signatures = signed.select_columns([ROW, "_sig"])
+        verified = _verify(
+            candidates, signatures, partitions, config.threshold, scheme.num_perm
+        ).materialize()
+        if verified.count() > edge_bound:
+            labels = propagate_labels(verified, partitions)
+            out, resolved = resolve_on_workers(shipped, ds, signed, labels, partitions, scheme.num_perm)
+            return out, shipped.report(index, resolved, n_ref)
+        edges = collect(verified)
+    if edges.height == 0:
         return unchanged
-    if verified.count() > edge_bound:
-        labels = propagate_labels(verified, partitions)
-        out, resolved = resolve_on_workers(shipped, ds, signed, labels, partitions, scheme.num_perm)
-        return out, shipped.report(index, resolved, n_ref)
-    result = _resolve(shipped, ds, signed, _driver_labels(collect(verified)), scheme.num_perm)
+    labels = _driver_labels(edges)
+    if members is None:
+        members = collect(map_blocks(signed, _members, labels=ray.put(labels.select(ROW))))
+    result = _resolve(shipped, ds, members, labels, scheme.num_perm)
     marks = polars(marked(result).drop([REPORT]))
     return Marks(marks, whole_rows=True), shipped.report(index, result.report, n_ref)
 
@@ -149,17 +164,24 @@ def _bucket_pairs(table: pa.Table) -> pa.Table:
     )
 
 
-def _paired(signed: ray.data.Dataset, candidates: ray.data.Dataset, edge_bound: int) -> ray.data.Dataset:
-    """The signatures of rows in a candidate pair: only those travel through the verification shuffles.
-
-    The set of such rows is shipped to the workers when the pairs are under the edge bound;
-    beyond it every signature is shuffled.
-    """
-    if candidates.count() > edge_bound:
-        return signed.select_columns([ROW, "_sig"])
+def _gathered(signed: ray.data.Dataset, candidates: ray.data.Dataset) -> pl.DataFrame:
+    """The signed rows (ranking columns and signature) of every row in a candidate pair, on the
+    driver: under the edge bound they are few, and both the verification and ``resolve`` read them,
+    so one pass over the signatures replaces the two shuffles of a join on each end of a pair."""
     ends = collect(candidates)
     rows = pl.concat([ends["a"], ends["b"]]).unique().alias(ROW).to_frame()
-    return map_blocks(signed.select_columns([ROW, "_sig"]), _members, labels=ray.put(rows))
+    return collect(map_blocks(signed, _members, labels=ray.put(rows)))
+
+
+def _similar(table: pa.Table, sigs: ray.ObjectRef, threshold: float, num_perm: int) -> pa.Table:
+    """The candidate pairs of a block at or above ``threshold``, each end's signature read from the
+    broadcast ``sigs`` (``_row``, ``_sig``): the pairs are verified on the workers, with no shuffle."""
+    found = shared(sigs)
+    rows, matrix = found[ROW].to_numpy(), sig_matrix(found["_sig"].to_arrow(), num_perm)
+    order = np.argsort(rows)
+    a, b = (order[np.searchsorted(rows, table[end].to_numpy(), sorter=order)] for end in ("a", "b"))
+    keep = jaccard_estimate(matrix[a], matrix[b]) >= threshold
+    return table.filter(pa.array(keep))
 
 
 def _verify(
@@ -190,11 +212,12 @@ def _driver_labels(edges: pl.DataFrame) -> pl.DataFrame:
 
 
 def _resolve(
-    stage: NearDedupe, ds: ray.data.Dataset, signed: ray.data.Dataset, labels: pl.DataFrame, num_perm: int
+    stage: NearDedupe, ds: ray.data.Dataset, signed: pl.DataFrame, labels: pl.DataFrame, num_perm: int
 ) -> Any:
-    """``NearDedupe.resolve`` on the members of non-trivial clusters, on the driver."""
+    """``NearDedupe.resolve`` on the members of non-trivial clusters, on the driver; ``signed``:
+    the signed rows of (at least) those members."""
     wanted = ray.put(labels)
-    keyed = collect(map_blocks(signed, _members, labels=wanted))
+    keyed = signed.join(labels, on=ROW, how="inner")
     keyed = keyed.sort(pl.col("_ref").not_(), ROW)  # reference rows first, as locally
     own = collect(map_blocks(ds, _members, labels=wanted)).drop("_label")
     sigs = sig_matrix(keyed["_sig"].to_arrow(), num_perm)
