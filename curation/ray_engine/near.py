@@ -73,7 +73,15 @@ def near_dedupe(
     signed = signed.materialize()
 
     ranks = _ranks(signed) if n + n_ref <= edge_bound else None
-    entries = map_blocks(signed, _entries, bands=index.bands, rows=index.rows, parts=partitions, ranks=ranks)
+    entries = map_blocks(
+        signed,
+        _entries,
+        bands=index.bands,
+        rows=index.rows,
+        parts=partitions,
+        ranks=ranks,
+        narrow=n + n_ref < 2**31,
+    )
     candidates = entries.groupby("_part").map_groups(_bucket_pairs, batch_format="pyarrow")
     candidates = candidates.materialize()
     no_clusters = shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
@@ -124,9 +132,14 @@ def _ranks(signed: ray.data.Dataset) -> ray.ObjectRef:
     return ray.put(keyed.select(ROW, _rank=pl.Series(_priority(keyed))))
 
 
-def _entries(table: pa.Table, bands: int, rows: int, parts: int, ranks: ray.ObjectRef | None) -> pa.Table:
+def _entries(
+    table: pa.Table, bands: int, rows: int, parts: int, ranks: ray.ObjectRef | None, narrow: bool
+) -> pa.Table:
     """One row per (row, band) of every row with a signature: its bucket key and its part, with the
-    row's rank (``ranks``) or else the columns that rank it."""
+    row's rank (``ranks``) or else the columns that rank it.
+
+    The bucket shuffle moves ``bands`` rows per input row, so every column is as narrow as its
+    values allow (``narrow``: every ``_row``, hence every rank, fits in 32 bits)."""
     sigs = sig_matrix(table["_sig"], table["_sig"].type.byte_width // 4)
     keep = np.flatnonzero(~(sigs == EMPTY).all(axis=1))
     frame = polars(table.drop(["_sig"]))[keep]
@@ -134,14 +147,16 @@ def _entries(table: pa.Table, bands: int, rows: int, parts: int, ranks: ray.Obje
         base = frame.select(ROW, *KEYED)
     else:
         base = frame.select(ROW).join(shared(ranks), on=ROW, how="left", maintain_order="left")
+        if narrow:
+            base = base.with_columns(pl.col(ROW, "_rank").cast(pl.Int32))
     out = []
     for band in range(bands):
         keys = _band_keys(sigs[keep], band, rows)
         out.append(
             base.with_columns(
-                _band=pl.lit(band, pl.Int32),
+                _band=pl.lit(band, pl.Int16),
                 _bucket=pl.Series(keys, dtype=pl.UInt64),
-                _part=pl.Series((keys % np.uint64(parts)).astype(np.int64)),
+                _part=pl.Series((keys % np.uint64(parts)).astype(np.int32)),
             )
         )
     return arrow(pl.concat(out)) if out else arrow(base)
