@@ -12,7 +12,8 @@
    non-trivial clusters only (on the driver under the bound, else per group of whole clusters on
    the workers), and their rows replaced in the blocks where they live.
 
-Only pairs, labels and cluster members reach the driver, and only under the bound.
+Only pairs, the signed rows of their ends, labels and cluster members reach the driver, and only
+under the bound.
 """
 
 from __future__ import annotations
