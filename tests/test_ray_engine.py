@@ -103,9 +103,11 @@ def chain_corpus(links: int = 6, chains: int = 4, filler: int = 40) -> pl.DataFr
     return pl.DataFrame({"id": [r[0] for r in rows], "prompt": [r[1] for r in rows]})
 
 
-@pytest.mark.parametrize(("partitions", "edge_bound"), [(1, 10**6), (2, 10**6), (4, 0)])
+@pytest.mark.parametrize(("partitions", "edge_bound"), [(1, 10**6), (2, 10**6), (4, 0), (3, 35)])
 def test_chains_spread_over_blocks_are_one_cluster_as_locally(partitions: int, edge_bound: int) -> None:
-    """``edge_bound=0``: clusters by min-label propagation and resolved on the workers, not the driver."""
+    """``edge_bound=0``: clusters by min-label propagation and resolved on the workers, not the driver.
+    ``35``: between the corpus's 31 verified pairs and its 41 candidates, so the pairs are verified
+    by the shuffles on the cluster and the clusters resolved on the driver."""
     items = chain_corpus()
     config = DedupeConfig(field="prompt", threshold=0.7)
     stages = lambda: [NearDedupe(config)]  # noqa: E731

@@ -3,14 +3,17 @@
 1. signatures on the workers, one block at a time (``_keyed`` + ``MinHashScheme.signatures``);
 2. LSH: every (band, bucket key) of every row, shuffled on the bucket key, so each bucket is whole
    in one part; the part pairs members with their bucket leader (``_band_pairs``, ``_priority``);
-3. candidate pairs joined with both rows' signatures and verified on the workers;
+3. candidate pairs verified on the workers: under the edge bound, the signed rows of their ends
+   are gathered once (the driver resolves from them in step 5) and broadcast to the pair blocks;
+   beyond it, the pairs are joined with both rows' signatures by two shuffles;
 4. clusters: connected components of verified pairs (``clusters``) on the driver while the pairs
    are under the engine's edge bound, else by min-label propagation on the cluster (``components``);
 5. keepers, drop details and label conflicts: ``NearDedupe.resolve`` on the members of
    non-trivial clusters only (on the driver under the bound, else per group of whole clusters on
    the workers), and their rows replaced in the blocks where they live.
 
-Only pairs, labels and cluster members reach the driver, and only under the bound.
+Only pairs, the signed rows of their ends, labels and cluster members reach the driver, and only
+under the bound.
 """
 
 from __future__ import annotations
@@ -71,23 +74,44 @@ def near_dedupe(
     signed = signed.materialize()
 
     ranks = _ranks(signed) if n + n_ref <= edge_bound else None
-    entries = map_blocks(signed, _entries, bands=index.bands, rows=index.rows, parts=partitions, ranks=ranks)
+    entries = map_blocks(
+        signed,
+        _entries,
+        bands=index.bands,
+        rows=index.rows,
+        parts=partitions,
+        ranks=ranks,
+        narrow=n + n_ref < 2**31,
+    )
     candidates = entries.groupby("_part").map_groups(_bucket_pairs, batch_format="pyarrow")
     candidates = candidates.materialize()
     no_clusters = shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
     unchanged = Marks.none(), no_clusters
     if candidates.count() == 0:
         return unchanged
-    verified = _verify(
-        candidates, _paired(signed, candidates, edge_bound), partitions, config.threshold, scheme.num_perm
-    ).materialize()
-    if verified.count() == 0:
+    members = None  # the signed rows the driver resolves, when it has them already
+    if candidates.count() <= edge_bound:
+        members = _gathered(signed, candidates)
+        sigs = ray.put(members.select(ROW, "_sig"))
+        edges = collect(
+            map_blocks(candidates, _similar, sigs=sigs, threshold=config.threshold, num_perm=scheme.num_perm)
+        )
+    else:
+        signatures = signed.select_columns([ROW, "_sig"])
+        verified = _verify(
+            candidates, signatures, partitions, config.threshold, scheme.num_perm
+        ).materialize()
+        if verified.count() > edge_bound:
+            labels = propagate_labels(verified, partitions)
+            out, resolved = resolve_on_workers(shipped, ds, signed, labels, partitions, scheme.num_perm)
+            return out, shipped.report(index, resolved, n_ref)
+        edges = collect(verified)
+    if edges.height == 0:
         return unchanged
-    if verified.count() > edge_bound:
-        labels = propagate_labels(verified, partitions)
-        out, resolved = resolve_on_workers(shipped, ds, signed, labels, partitions, scheme.num_perm)
-        return out, shipped.report(index, resolved, n_ref)
-    result = _resolve(shipped, ds, signed, _driver_labels(collect(verified)), scheme.num_perm)
+    labels = _driver_labels(edges)
+    if members is None:
+        members = collect(map_blocks(signed, _members, labels=ray.put(labels.select(ROW))))
+    result = _resolve(shipped, ds, members, labels, scheme.num_perm)
     marks = polars(marked(result).drop([REPORT]))
     return Marks(marks, whole_rows=True), shipped.report(index, result.report, n_ref)
 
@@ -109,9 +133,14 @@ def _ranks(signed: ray.data.Dataset) -> ray.ObjectRef:
     return ray.put(keyed.select(ROW, _rank=pl.Series(_priority(keyed))))
 
 
-def _entries(table: pa.Table, bands: int, rows: int, parts: int, ranks: ray.ObjectRef | None) -> pa.Table:
+def _entries(
+    table: pa.Table, bands: int, rows: int, parts: int, ranks: ray.ObjectRef | None, narrow: bool
+) -> pa.Table:
     """One row per (row, band) of every row with a signature: its bucket key and its part, with the
-    row's rank (``ranks``) or else the columns that rank it."""
+    row's rank (``ranks``) or else the columns that rank it.
+
+    The bucket shuffle moves ``bands`` rows per input row, so every column is as narrow as its
+    values allow (``narrow``: every ``_row``, hence every rank, fits in 32 bits)."""
     sigs = sig_matrix(table["_sig"], table["_sig"].type.byte_width // 4)
     keep = np.flatnonzero(~(sigs == EMPTY).all(axis=1))
     frame = polars(table.drop(["_sig"]))[keep]
@@ -119,14 +148,16 @@ def _entries(table: pa.Table, bands: int, rows: int, parts: int, ranks: ray.Obje
         base = frame.select(ROW, *KEYED)
     else:
         base = frame.select(ROW).join(shared(ranks), on=ROW, how="left", maintain_order="left")
+        if narrow:
+            base = base.with_columns(pl.col(ROW, "_rank").cast(pl.Int32))
     out = []
     for band in range(bands):
         keys = _band_keys(sigs[keep], band, rows)
         out.append(
             base.with_columns(
-                _band=pl.lit(band, pl.Int32),
+                _band=pl.lit(band, pl.Int16),
                 _bucket=pl.Series(keys, dtype=pl.UInt64),
-                _part=pl.Series((keys % np.uint64(parts)).astype(np.int64)),
+                _part=pl.Series((keys % np.uint64(parts)).astype(np.int32)),
             )
         )
     return arrow(pl.concat(out)) if out else arrow(base)
@@ -149,17 +180,24 @@ def _bucket_pairs(table: pa.Table) -> pa.Table:
     )
 
 
-def _paired(signed: ray.data.Dataset, candidates: ray.data.Dataset, edge_bound: int) -> ray.data.Dataset:
-    """The signatures of rows in a candidate pair: only those travel through the verification shuffles.
-
-    The set of such rows is shipped to the workers when the pairs are under the edge bound;
-    beyond it every signature is shuffled.
-    """
-    if candidates.count() > edge_bound:
-        return signed.select_columns([ROW, "_sig"])
+def _gathered(signed: ray.data.Dataset, candidates: ray.data.Dataset) -> pl.DataFrame:
+    """The signed rows (ranking columns and signature) of every row in a candidate pair, on the
+    driver: under the edge bound they are few, and both the verification and ``resolve`` read them,
+    so one pass over the signatures replaces the two shuffles of a join on each end of a pair."""
     ends = collect(candidates)
     rows = pl.concat([ends["a"], ends["b"]]).unique().alias(ROW).to_frame()
-    return map_blocks(signed.select_columns([ROW, "_sig"]), _members, labels=ray.put(rows))
+    return collect(map_blocks(signed, _members, labels=ray.put(rows)))
+
+
+def _similar(table: pa.Table, sigs: ray.ObjectRef, threshold: float, num_perm: int) -> pa.Table:
+    """The candidate pairs of a block at or above ``threshold``, each end's signature read from the
+    broadcast ``sigs`` (``_row``, ``_sig``): the pairs are verified on the workers, with no shuffle."""
+    found = shared(sigs)
+    rows, matrix = found[ROW].to_numpy(), sig_matrix(found["_sig"].to_arrow(), num_perm)
+    order = np.argsort(rows)
+    a, b = (order[np.searchsorted(rows, table[end].to_numpy(), sorter=order)] for end in ("a", "b"))
+    keep = jaccard_estimate(matrix[a], matrix[b]) >= threshold
+    return table.filter(pa.array(keep))
 
 
 def _verify(
@@ -190,11 +228,12 @@ def _driver_labels(edges: pl.DataFrame) -> pl.DataFrame:
 
 
 def _resolve(
-    stage: NearDedupe, ds: ray.data.Dataset, signed: ray.data.Dataset, labels: pl.DataFrame, num_perm: int
+    stage: NearDedupe, ds: ray.data.Dataset, signed: pl.DataFrame, labels: pl.DataFrame, num_perm: int
 ) -> Any:
-    """``NearDedupe.resolve`` on the members of non-trivial clusters, on the driver."""
+    """``NearDedupe.resolve`` on the members of non-trivial clusters, on the driver; ``signed``:
+    the signed rows of (at least) those members."""
     wanted = ray.put(labels)
-    keyed = collect(map_blocks(signed, _members, labels=wanted))
+    keyed = signed.join(labels, on=ROW, how="inner")
     keyed = keyed.sort(pl.col("_ref").not_(), ROW)  # reference rows first, as locally
     own = collect(map_blocks(ds, _members, labels=wanted)).drop("_label")
     sigs = sig_matrix(keyed["_sig"].to_arrow(), num_perm)
