@@ -106,7 +106,9 @@ def _detector() -> LangDetector:
 
     # The texts are already cut to SAMPLE_CHARS; the library's own cut (80 characters) would lose
     # most of a long sentence.
-    return LangDetector(LangDetectConfig(model="lite", max_input_length=None))
+    detector = LangDetector(LangDetectConfig(model="lite", max_input_length=None))
+    detector.detect("load the model now", model="lite")  # it loads lazily: do it under our lock
+    return detector
 
 
 def _shared_detector() -> LangDetector:
