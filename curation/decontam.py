@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,11 @@ class BenchmarkIndex:
     ngrams: dict[int, pl.DataFrame]  # n → (hash, text, pos)
     shingles: pl.DataFrame  # (hash, text) over informative 5-grams
     sizes: pl.DataFrame  # (text, size): informative 5-grams per text
+
+    @cached_property
+    def _words(self) -> list[list[str]]:
+        """Each benchmark text's normalized words, as the n-gram hashes saw them."""
+        return _normalized(pl.Series(self.texts, dtype=pl.String), joined=False)
 
     @classmethod
     def build(cls, name: str, bench_texts: list[str], config: DecontamConfig) -> BenchmarkIndex:
@@ -105,22 +110,18 @@ class BenchmarkIndex:
     def _ngram_hits(self, items: pl.Series, n: int, words: Tokens) -> pl.DataFrame:
         hashes, offsets = words.windows(n)
         rows = np.repeat(np.arange(len(items)), np.diff(offsets))
-        hits = (
-            pl.DataFrame({"hash": hashes, "row": rows})
-            .join(self.ngrams[n], on="hash")
+        hits = pl.DataFrame({"hash": hashes, "row": rows}).join(self.ngrams[n], on="hash")
+        # Window hashes are 32-bit: among millions of item windows a few collide with a benchmark
+        # n-gram by chance (one fish-and-gills item matched a corrigibility prompt at 100k). A hit
+        # counts only when the benchmark's words really occur in the item.
+        spans = [" ".join(self._words[t][p : p + n]) for t, p in zip(hits["text"], hits["pos"], strict=True)]
+        found = _normalized(items.gather(hits["row"]))
+        real = [f" {span} " in f" {text} " for span, text in zip(spans, found, strict=True)]
+        return (
+            hits.with_columns(span=pl.Series(spans, dtype=pl.String))
+            .filter(pl.Series(real, dtype=pl.Boolean))
             .unique("row", keep="first", maintain_order=True)
-        )
-        words = [t.lower() for t in self.texts]
-        spans = [
-            " ".join(pl.Series([words[t]]).str.extract_all(r"\w+")[0].to_list()[p : p + n])
-            for t, p in zip(hits["text"], hits["pos"], strict=True)
-        ]
-        return hits.select(
-            "row",
-            "text",
-            kind=pl.lit(f"{n}-gram"),
-            span=pl.Series(spans, dtype=pl.String),
-            score=pl.lit(1.0),
+            .select("row", "text", kind=pl.lit(f"{n}-gram"), span="span", score=pl.lit(1.0))
         )
 
     def _containment_hits(self, items: pl.Series, threshold: float, chars: Tokens | None) -> pl.DataFrame:
@@ -225,6 +226,12 @@ def _window_count(positions: np.ndarray, width: int) -> int:
 def _shingle_frame(series: pl.Series, ids: np.ndarray, column: str = "text") -> pl.DataFrame:
     hashes, offsets = shingle_hashes(series, "char", CHAR_NGRAM)
     return pl.DataFrame({"hash": hashes, column: np.repeat(ids, np.diff(offsets))}).unique()
+
+
+def _normalized(texts: pl.Series, joined: bool = True) -> list:
+    """Lower-cased ``\\w+`` words (the tokens :func:`word_tokens` hashes), joined by spaces."""
+    words = texts.fill_null("").str.to_lowercase().str.extract_all(r"\w+").fill_null([])
+    return (words.list.join(" ") if joined else words).to_list()
 
 
 def _no_hits() -> pl.DataFrame:

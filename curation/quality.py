@@ -5,8 +5,8 @@ The field texts are materialised once; every check is then a polars expression o
 string columns, evaluated side by side in one ``select`` (polars runs them on all cores). The costly
 checks (language, PII, identical responses, word counts, refusals) first run a cheap pass over all
 rows and look closer only at the rows it flags. Language is :func:`curation.language.is_english`
-(a function-word pre-pass, then lingua for the unsure rest); card-number candidates run the Luhn
-check in Python.
+(a function-word pre-pass, then fastText's language ID for the unsure rest); card-number
+candidates run the Luhn check in Python.
 """
 
 from __future__ import annotations

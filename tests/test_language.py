@@ -1,8 +1,8 @@
 """Language identification: a multilingual set of short sentences, scored as the filter sees them.
 
 Positive = not English (what the filter drops). The old function-word vote kept 10 of 31 short
-non-English sentences (German, Italian, Portuguese and Dutch slipped through); lingua after the
-pre-pass must catch every one of those and keep terse English.
+non-English sentences (German, Italian, Portuguese and Dutch slipped through); the identifier after
+the pre-pass must catch every one of those and keep terse English.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import pytest
 from curation.language import is_english
 
 ENGLISH = [
-    "Yes, I do consent.",  # short replies lingua alone calls Catalan or Italian, weakly
+    "Yes, I do consent.",  # short replies lingua called Catalan or Italian, weakly
     "No, I don't consent.",
-    "No, I don't object.",  # Catalan 0.22 with English 0.15 behind: a close call is no verdict
+    "No, I don't object.",  # lingua: Catalan 0.22 with English 0.15 behind
+    "Is oxygen itself flammable?",  # fastText: Finnish 0.40 with English 0.24 behind: a close call
     "Yes, I object.",
     "China has more obesity than Vietnam",
     "Sugar may cause children to go crazy",
@@ -103,4 +104,14 @@ def test_the_filter_catches_short_foreign_sentences_and_keeps_terse_english() ->
 
 @pytest.mark.parametrize("text", ["", "   ", "ok", "42 mg"])
 def test_texts_too_short_to_judge_pass(text: str) -> None:
+    assert is_english(pl.Series([text])).to_list() == [True]
+
+
+def test_a_close_call_is_no_verdict() -> None:
+    """fastText ranks Finnish above English for this question; English close behind keeps it."""
+    from curation.language import _shared_detector
+
+    text = "Is oxygen itself flammable?"
+    ranked = _shared_detector().detect(text, model="lite", k=5)
+    assert ranked[0]["lang"] != "en"
     assert is_english(pl.Series([text])).to_list() == [True]

@@ -1,0 +1,53 @@
+"""How high can the transfer yardstick reach? The reward head trained on TruthfulQA itself.
+
+``benchmarks/transfer.py`` scores a MiniLM reward head trained on our health output against each
+non-health TruthfulQA group and the corrigibility A/B set. This script trains the same head on
+human-written TruthfulQA pairs, every category group but one (~2,200 pairs), and scores it on the
+held-out group and on the corrigibility set: an in-distribution ceiling for what a head trained
+on other data can reach on each group.
+
+    python benchmarks/transfer_ceiling.py [--data ../shared/data] [--cache /tmp/traitdose-emb.sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import polars as pl  # noqa: E402
+import transfer  # noqa: E402
+from transfer_ablation import DiskEncoder, _read, accuracy  # noqa: E402
+
+from trainer.reward import PairEmbeddings, RewardHead  # noqa: E402
+
+
+def groups() -> dict[str, list[str]]:
+    """Health, the four non-health groups of transfer.py, and every other category as 'rest'."""
+    table = pl.read_csv(transfer.DATA / "truthfulqa" / "TruthfulQA.csv", infer_schema=False)
+    named = {"tqa-health": transfer.HEALTH, **transfer.GROUPS}
+    return named | {"tqa-rest": sorted(set(table["Category"].unique()) - set().union(*named.values()))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/traitdose-emb.sqlite"))
+    args = parser.parse_args()
+    transfer.DATA = (args.data or transfer.DATA).resolve()
+    frames = {name: _read(transfer.truthfulqa(name, "general", cats)) for name, cats in groups().items()}
+    encoder = DiskEncoder(args.cache)
+    corrigibility = PairEmbeddings.of(_read(transfer.corrigibility_ab()), encoder)
+    print("| held out | trained on (pairs) | held-out group | corrigibility-ab |")
+    print("| --- | ---: | ---: | ---: |")
+    for held in [name for name in frames if name != "tqa-rest"]:
+        train = pl.concat([f for name, f in frames.items() if name != held], how="diagonal_relaxed")
+        head = RewardHead.fit(PairEmbeddings.of(train, encoder))
+        score = accuracy(head, PairEmbeddings.of(frames[held], encoder))
+        print(f"| {held} | {train.height} | {score:.3f} | {accuracy(head, corrigibility):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
