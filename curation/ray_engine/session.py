@@ -154,7 +154,7 @@ class RayEngine:
                 ds = to_dataset(result.kept.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64)), 1)
                 continue
             last = stage is stages[-1]
-            ds, kept, gone, report = self._run_stage(stage, ds, rows, materialize=not last)
+            ds, kept, gone, report = self._run_stage(stage, ds, rows, not last, columns if last else None)
             funnel.record_counts(stage.name, entered, kept, gone, report)
             funnel.steps[-1]["engine"] = {"name": "ray", "partitions": self.partitions}
             if gone.height:
@@ -167,14 +167,20 @@ class RayEngine:
         return collect(ds, schema_of=empty).drop(ROW, strict=False), dropped
 
     def _run_stage(
-        self, stage: Stage, ds: ray.data.Dataset, rows: int, materialize: bool
+        self,
+        stage: Stage,
+        ds: ray.data.Dataset,
+        rows: int,
+        materialize: bool,
+        columns: Sequence[str] | None = None,
     ) -> tuple[ray.data.Dataset, int, pl.DataFrame, dict[str, Any]]:
         """The kept rows (materialized, or left lazy for the last stage, so that only the columns
-        the caller asks for are ever built), their number, the dropped rows and the report."""
+        the caller asks for are ever built: ``columns``, all when None), their number, the dropped
+        rows and the report."""
         out, report = self._stage(stage, ds, rows)
         if isinstance(out, Marks):
             assert report is not None  # a stage that decides on the driver reports there
-            kept, gone = _apply_marks(ds, out)
+            kept, gone = _apply_marks(ds, out, columns)
             return (kept.materialize() if materialize else kept), ds.count() - gone.height, gone, report
         out = out.materialize()
         # One pass brings back what the driver needs: the dropped rows and each block's report.
@@ -201,14 +207,19 @@ class RayEngine:
         raise TypeError(f"stage {stage.name!r} ({type(stage).__name__}) has no Ray implementation")
 
 
-def _apply_marks(ds: ray.data.Dataset, marks: Marks) -> tuple[ray.data.Dataset, pl.DataFrame]:
-    """The kept rows (lazy) and the dropped rows of a stage that decided on the driver."""
+def _apply_marks(
+    ds: ray.data.Dataset, marks: Marks, columns: Sequence[str] | None = None
+) -> tuple[ray.data.Dataset, pl.DataFrame]:
+    """The kept rows (lazy; only ``columns`` of them when given) and the dropped rows (whole) of a
+    stage that decided on the driver. The projection comes first, so the kept rows' other columns
+    (the texts) are never copied."""
     ref = ray.put(marks.table)
     if marks.whole_rows:
         gone = marks.table.filter(pl.col("drop_stage").is_not_null()).sort(ROW)
     else:
         gone = collect(map_blocks(ds, dropped_rows, marks=ref), schema_of=marks.table)
-    kept = map_blocks(ds, kept_rows, marks=ref, whole_rows=marks.whole_rows)
+    source = ds if columns is None else ds.select_columns([ROW, *columns])
+    kept = map_blocks(source, kept_rows, marks=ref, whole_rows=marks.whole_rows)
     return kept, gone.drop(ROW)
 
 
