@@ -29,7 +29,7 @@ import ray.data
 
 from curation.minhash import EMPTY, LSHIndex, _band_keys, _band_pairs, clusters, jaccard_estimate
 from curation.near_dedupe import NearDedupe, _keyed, _priority
-from curation.ray_engine.cogroup import cogroup
+from curation.ray_engine.cogroup import by_part, cogroup
 from curation.ray_engine.components import propagate_labels, resolve_on_workers
 from curation.ray_engine.frames import (
     REPORT,
@@ -84,10 +84,7 @@ def near_dedupe(
         ranks=ranks,
         narrow=narrow,
     )
-    # A sort on the part with the parts as boundaries: each output block holds whole parts, hence
-    # whole buckets, as ``groupby("_part").map_groups`` would, without sampling the keys for the
-    # boundaries (which left one part empty and another doubled) or calling back per group.
-    candidates = map_blocks(entries.sort("_part", boundaries=list(range(1, partitions))), _bucket_pairs)
+    candidates = by_part(entries, partitions, _bucket_pairs)  # whole parts, hence whole buckets
     candidates = candidates.materialize()
     no_clusters = shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
     unchanged = Marks.none(), no_clusters
