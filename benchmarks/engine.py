@@ -100,32 +100,48 @@ def driver_peak_mib() -> float:
 
 
 def start_ray() -> None:
-    """A local 2-CPU Ray, its workers started and their libraries imported: Ray's start-up.
+    """A local 2-CPU Ray, a worker process started on each CPU and its libraries imported: Ray's
+    start-up.
 
     The first Ray Data job on a fresh instance spends seconds starting worker processes and
     importing polars, pyarrow and Ray Data in them; a long-lived cluster has paid that already,
     so it is counted here, with ``ray.init``, and printed apart from the curation's wall time.
+    The warm-up runs under the engine's Ray Data settings, so its blocks run side by side, and
+    checks that every CPU got a worker (a worker started later would count its start-up in the
+    curation's time).
     """
     import logging
 
     import ray
     import ray.data
 
+    from curation.ray_engine.session import configure_data_context
+
+    cpus = 2
     ray.init(
-        num_cpus=2,
+        num_cpus=cpus,
         include_dashboard=False,
         log_to_driver=False,
         logging_level=logging.WARNING,
         runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
     )
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    ray.data.range(4, override_num_blocks=4).map_batches(_warm, batch_format="pyarrow").materialize()
+    configure_data_context()
+    blocks = ray.data.range(4 * cpus, override_num_blocks=4 * cpus)
+    pids = blocks.map_batches(_warm, batch_format="pyarrow", batch_size=None).to_arrow_refs()
+    workers = {pid for table in ray.get(pids) for pid in table["pid"].to_pylist()}
+    if len(workers) < cpus:
+        raise SystemExit(f"Ray's warm-up ran on {len(workers)} worker(s), not {cpus}")
 
 
 def _warm(batch: object) -> object:
+    import os
+
+    import pyarrow as pa
+
     import curation.ray_engine.frames  # noqa: F401  (polars, pyarrow and Ray Data with it)
 
-    return batch
+    time.sleep(0.25)  # long enough for the blocks to spread over every worker
+    return pa.table({"pid": [os.getpid()]})
 
 
 def spilled_mib() -> float:

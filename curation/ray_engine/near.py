@@ -29,7 +29,7 @@ import ray.data
 
 from curation.minhash import EMPTY, LSHIndex, _band_keys, _band_pairs, clusters, jaccard_estimate
 from curation.near_dedupe import NearDedupe, _keyed, _priority
-from curation.ray_engine.cogroup import cogroup
+from curation.ray_engine.cogroup import by_part, cogroup
 from curation.ray_engine.components import propagate_labels, resolve_on_workers
 from curation.ray_engine.frames import (
     REPORT,
@@ -73,7 +73,8 @@ def near_dedupe(
         )
     signed = signed.materialize()
 
-    ranks = _ranks(signed) if n + n_ref <= edge_bound else None
+    narrow = n + n_ref < 2**31
+    ranks = _ranks(signed, n + n_ref, narrow) if n + n_ref <= edge_bound else None
     entries = map_blocks(
         signed,
         _entries,
@@ -81,9 +82,9 @@ def near_dedupe(
         rows=index.rows,
         parts=partitions,
         ranks=ranks,
-        narrow=n + n_ref < 2**31,
+        narrow=narrow,
     )
-    candidates = entries.groupby("_part").map_groups(_bucket_pairs, batch_format="pyarrow")
+    candidates = by_part(entries, partitions, _bucket_pairs)  # whole parts, hence whole buckets
     candidates = candidates.materialize()
     no_clusters = shipped.report(index, {"clusters": 0, "label_conflicts": 0}, n_ref)
     unchanged = Marks.none(), no_clusters
@@ -126,11 +127,14 @@ def _sign(table: pa.Table, stage: NearDedupe, reference: bool) -> pa.Table:
     return out.append_column("_sig", sig_column(sigs))
 
 
-def _ranks(signed: ray.data.Dataset) -> ray.ObjectRef:
-    """Every row's rank under the keep policy (``_priority``), in the object store: the bucket
-    shuffle then moves integers, not the ids and scores the policy reads."""
+def _ranks(signed: ray.data.Dataset, rows: int, narrow: bool) -> ray.ObjectRef:
+    """Every row's rank under the keep policy (``_priority``), indexed by ``_row`` (``rows`` of
+    them), in the object store: the bucket shuffle then moves integers, not the ids and scores the
+    policy reads, and a block looks its rows' ranks up by position, with no join."""
     keyed = collect(signed.select_columns([ROW, *KEYED]))
-    return ray.put(keyed.select(ROW, _rank=pl.Series(_priority(keyed))))
+    rank = np.zeros(rows, np.int32 if narrow else np.int64)
+    rank[keyed[ROW].to_numpy()] = _priority(keyed)
+    return ray.put(rank)
 
 
 def _entries(
@@ -140,36 +144,38 @@ def _entries(
     row's rank (``ranks``) or else the columns that rank it.
 
     The bucket shuffle moves ``bands`` rows per input row, so every column is as narrow as its
-    values allow (``narrow``: every ``_row``, hence every rank, fits in 32 bits)."""
+    values allow (``narrow``: every ``_row``, hence every rank, fits in 32 bits), and the block is
+    built from numpy arrays in one go (a frame per band, concatenated, cost twice the keys)."""
     sigs = sig_matrix(table["_sig"], table["_sig"].type.byte_width // 4)
     keep = np.flatnonzero(~(sigs == EMPTY).all(axis=1))
-    frame = polars(table.drop(["_sig"]))[keep]
+    sigs = sigs[keep]
+    keys = np.concatenate([_band_keys(sigs, band, rows) for band in range(bands)] or [np.empty(0, np.uint64)])
+    row = table[ROW].to_numpy()[keep]
+    columns: dict[str, Any] = {}
     if ranks is None:
-        base = frame.select(ROW, *KEYED)
+        at = np.tile(np.arange(len(keep)), bands)
+        base = polars(table.drop(["_sig"]).take(pa.array(keep))).select(ROW, *KEYED)[at]
+        columns = {c: base[c].to_arrow() for c in base.columns}
     else:
-        base = frame.select(ROW).join(shared(ranks), on=ROW, how="left", maintain_order="left")
-        if narrow:
-            base = base.with_columns(pl.col(ROW, "_rank").cast(pl.Int32))
-    out = []
-    for band in range(bands):
-        keys = _band_keys(sigs[keep], band, rows)
-        out.append(
-            base.with_columns(
-                _band=pl.lit(band, pl.Int16),
-                _bucket=pl.Series(keys, dtype=pl.UInt64),
-                _part=pl.Series((keys % np.uint64(parts)).astype(np.int32)),
-            )
-        )
-    return arrow(pl.concat(out)) if out else arrow(base)
+        width = np.int32 if narrow else np.int64
+        columns = {ROW: np.tile(row.astype(width), bands), "_rank": np.tile(shared(ranks)[row], bands)}
+    columns |= {
+        "_band": np.repeat(np.arange(bands, dtype=np.int16), len(keep)),
+        "_bucket": keys,
+        "_part": (keys % np.uint64(parts)).astype(np.int32),
+    }
+    return pa.table(columns)
 
 
 def _bucket_pairs(table: pa.Table) -> pa.Table:
-    """(leader, member) of every bucket in this part: whole buckets, the local leader rule."""
-    frame = polars(table)
-    if frame.height == 0:
+    """(leader, member) of every bucket in this block of whole parts: the local leader rule."""
+    if table.num_rows == 0:
         return PAIR_SCHEMA.empty_table()
-    rank = frame["_rank"].to_numpy() if "_rank" in frame.columns else _priority(frame)
-    rows, band, keys = frame[ROW].to_numpy(), frame["_band"].to_numpy(), frame["_bucket"].to_numpy()
+    if "_rank" in table.column_names:
+        rank = table["_rank"].to_numpy()
+    else:
+        rank = _priority(polars(table.select(list(KEYED))))
+    rows, band, keys = (table[c].to_numpy() for c in (ROW, "_band", "_bucket"))
     found = []
     for b in np.unique(band):
         at = np.flatnonzero(band == b)

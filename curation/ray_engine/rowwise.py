@@ -21,6 +21,7 @@ import ray.data
 
 from curation.decontam import Decontaminate
 from curation.exact import ExactDedupe
+from curation.ray_engine.cogroup import by_part
 from curation.ray_engine.frames import (
     DROP,
     REPORT,
@@ -103,7 +104,7 @@ def _decided_in_parts(stage: ExactDedupe, ids: ray.data.Dataset, partitions: int
         out = polars(marked(stage(polars(table).drop(PART).sort(ROW))))
         return arrow(out.filter(pl.col("drop_stage").is_not_null() | pl.col(REPORT).is_not_null()))
 
-    parts = map_blocks(ids, tag).groupby(PART).map_groups(part, batch_format="pyarrow")
+    parts = by_part(map_blocks(ids, tag), partitions, part)
     empty = pl.DataFrame(schema={ROW: pl.Int64, "id": pl.String, **dict.fromkeys([*DROP, REPORT], pl.String)})
     return collect(parts, schema_of=empty)
 
