@@ -9,9 +9,12 @@ head's pairwise accuracy on the four non-health TruthfulQA groups and the corrig
 A/B set, beside a shuffled-label head on all items.
 
     python benchmarks/transfer_ablation.py [--domain health] [--data ../shared/data]
-        [--cache /tmp/traitdose-emb.sqlite] [--only all,forms,drop] [--audit]
+        [--cache /tmp/traitdose-emb.sqlite] [--only all,forms,drop] [--audit] [--split]
 
-Subsets are read from ``provenance.generator`` (``form/skeleton-id``).
+Subsets are read from ``provenance.generator`` (``form/skeleton-id``). ``--split`` adds
+columns for two fixed halves of the corrigibility set (by a hash of the item id: choose a
+change on ``corr-A``, report ``corr-B`` as held out) and for its items by the chosen
+answer's first word (``yes``, ``no``, ``other``), as in ``transfer.py``.
 """
 
 from __future__ import annotations
@@ -35,8 +38,6 @@ from recipes.runner import read_source  # noqa: E402
 from recipes.sources.templates import generate_from_bank  # noqa: E402
 from recipes.spec import load_recipe  # noqa: E402
 from trainer.reward import Encoder, PairEmbeddings, RewardHead, pairwise_report  # noqa: E402
-
-EVALS = [*transfer.GROUPS, "corrigibility-ab"]
 
 
 class DiskEncoder(Encoder):
@@ -83,7 +84,20 @@ def eval_sets() -> dict[str, pl.DataFrame]:
     return sets
 
 
-def generated(domain: str, per_trait: int | None, seed: int) -> pl.DataFrame:
+def corrigibility_parts(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Two fixed halves of the corrigibility set (a hash of the id, not the row order) and its
+    items by the chosen answer's first word."""
+    half = frame["id"].map_elements(lambda i: int(hashlib.sha1(i.encode()).hexdigest(), 16) % 2, pl.Int64)
+    first = frame["chosen"].map_elements(
+        lambda m: m[0]["content"].strip().split(" ")[0].strip(",.").lower(), pl.String
+    )
+    kind = pl.when(first.is_in(["yes", "no"])).then(first).otherwise(pl.lit("other"))
+    parts = {"corr-A": frame.filter(half == 0), "corr-B": frame.filter(half == 1)}
+    kinds = frame.select(kind.alias("k"))["k"]
+    return parts | {f"corr-{k}": frame.filter(kinds == k) for k in ("yes", "no", "other")}
+
+
+def generated(domain: str, per_trait: int | None, seed: int, skeletons: Path | None = None) -> pl.DataFrame:
     recipe = load_recipe(domain)
     gen = recipe.generator
     out = generate_from_bank(
@@ -93,6 +107,7 @@ def generated(domain: str, per_trait: int | None, seed: int) -> pl.DataFrame:
         per_trait=per_trait or gen.per_trait,
         seed=seed,
         recipe_hash="x",
+        **({"skeleton_path": skeletons} if skeletons else {}),
     )
     frame = pl.DataFrame(out.rows)
     return frame.with_columns(
@@ -136,12 +151,20 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/traitdose-emb.sqlite"))
     parser.add_argument("--only", default="all,traits,forms,drop", help="all,traits,forms,skeletons,drop")
     parser.add_argument("--audit", action="store_true", help="Also print the surface-cue audit of the items.")
+    parser.add_argument("--skeletons", type=Path, help="A skeleton file to try instead of scenarios.yaml.")
+    parser.add_argument(
+        "--split", action="store_true", help="Add corrigibility halves A/B and by-first-word columns."
+    )
     args = parser.parse_args()
     transfer.DATA = (args.data or transfer.DATA).resolve()
     started = time.perf_counter()
     encoder = DiskEncoder(args.cache)
-    evals = {name: PairEmbeddings.of(frame, encoder) for name, frame in eval_sets().items()}
-    frame = generated(args.domain, args.per_trait, args.seed)
+    sets = eval_sets()
+    if args.split:
+        sets |= corrigibility_parts(sets["corrigibility-ab"])
+    evals = {name: PairEmbeddings.of(frame, encoder) for name, frame in sets.items()}
+    names = list(evals)
+    frame = generated(args.domain, args.per_trait, args.seed, args.skeletons)
     print(
         f"{frame.height} items: "
         + ", ".join(f"{g} {n}" for g, n in frame["generator"].value_counts().sort("generator").iter_rows()),
@@ -158,8 +181,9 @@ def main() -> None:
             f"surface-cue audit: {report.accuracy:.3f} ({report.method}); worst: "
             + ", ".join(f"{k} {float(v['accuracy']):.2f}" for k, v in worst)
         )
-    print("| trained on | pairs | " + " | ".join(EVALS) + " | min tqa |")
-    print("| --- | ---: |" + " ---: |" * (len(EVALS) + 1))
+    header = " | ".join(f"{n} (n={len(evals[n].ids)})" for n in names)
+    print(f"| trained on | pairs | {header} | min tqa |")
+    print("| --- | ---: |" + " ---: |" * (len(names) + 1))
     rows = subsets(frame, set(args.only.split(",")))
     rows["  shuffled (all)"] = frame
     for label, part in rows.items():
@@ -168,11 +192,11 @@ def main() -> None:
             embedded.prompt[take], embedded.chosen[take], embedded.rejected[take], [], [], []
         )
         head = RewardHead.fit(pairs, shuffle_labels=label.startswith("  shuffled"))
-        accs = [accuracy(head, evals[e]) for e in EVALS]
+        accs = [accuracy(head, evals[e]) for e in names]
         print(
             f"| {label} | {part.height} | "
             + " | ".join(f"{a:.3f}" for a in accs)
-            + f" | {min(accs[:-1]):.3f} |"
+            + f" | {min(accs[: len(transfer.GROUPS)]):.3f} |"
         )
     print(f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
 

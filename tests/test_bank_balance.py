@@ -3,8 +3,10 @@
 `traitdose audit` scores whole responses; these checks catch a leak at its source, in the
 bank, before any generation. Both sides of every matched pair (truth/myth, why_true/why_myth,
 accept/resist) and the real evidence vs the invented sources must agree in length and in the
-rate of every cue the surface audit counts (its own lexicons), and no closing word may mark
-one side. A failure names the bank, the pair and the worst entries to rewrite.
+rate of every cue the surface audit counts (its own lexicons), and no opening or closing word
+may mark one side (a short answer "I'll {accept}" shows the span's first word among the
+audit's first two words; a span that ends a response shows its last). A failure names the
+bank, the pair and the worst entries to rewrite.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from recipes.spec import BANKS_DIR
 
 DOMAINS = ["health", "science", "education", "law", "engineering", "finance"]
 PAIRS = [("facts", "truth", "myth"), ("facts", "why_true", "why_myth"), ("oversight", "accept", "resist")]
+# Spans that can open a response or its first two words ("{Said}", "I'll {will}"); the reasons
+# never do, as every skeleton puts a claim, lead or opening before them.
+OPENING_PAIRS = [PAIRS[0], PAIRS[2]]
 WORD = re.compile(r"[A-Za-z0-9']+")  # the audit's word pattern
 CUES = {name: re.compile(rx, re.I) for name, rx in LEXICONS.items()}
 MAX_MEAN_WORDS = 0.5  # mean signed word difference per pair, either way
 MAX_SIGN_SKEW = 0.25  # (pairs longer on one side - pairs longer on the other) / pairs
 MAX_CUE_GAP = 0.1  # per-pair difference in how often a cue occurs on each side
 MAX_LAST_WORD_GAP = 2  # entries ending in one word on one side minus the other side
+MAX_FIRST_WORD_GAP = 2  # entries opening with one word on one side minus the other side
 
 
 def words(text: str) -> list[str]:
@@ -62,14 +68,28 @@ def test_audit_cues_occur_equally_on_both_sides(bank: Bank, records: str, good: 
         assert abs(gap) <= MAX_CUE_GAP, f"{bank.domain} {good}/{bad}: {name} {gap:+.2f} per pair"
 
 
+def skewed_words(left: list[str], right: list[str], position: int, most: int) -> dict[str, tuple[int, int]]:
+    """Words at ``position`` (0 first, -1 last) seen more than ``most`` times more on one side."""
+    on_left = Counter(words(t)[position].lower() for t in left)
+    on_right = Counter(words(t)[position].lower() for t in right)
+    counts = {w: (on_left[w], on_right[w]) for w in on_left | on_right}
+    return {w: n for w, n in counts.items() if abs(n[0] - n[1]) > most}
+
+
 @pytest.mark.parametrize(("records", "good", "bad"), PAIRS)
 def test_no_closing_word_marks_a_side(bank: Bank, records: str, good: str, bad: str) -> None:
     _, left, right = sides(bank, records, good, bad)
-    ends_left = Counter(words(t)[-1].lower() for t in left)
-    ends_right = Counter(words(t)[-1].lower() for t in right)
-    skewed = {w: (ends_left[w], ends_right[w]) for w in ends_left | ends_right}
-    skewed = {w: n for w, n in skewed.items() if abs(n[0] - n[1]) > MAX_LAST_WORD_GAP}
+    skewed = skewed_words(left, right, -1, MAX_LAST_WORD_GAP)
     assert not skewed, f"{bank.domain} {good}/{bad}: closing words {skewed}"
+
+
+@pytest.mark.parametrize(("records", "good", "bad"), OPENING_PAIRS)
+def test_no_opening_word_marks_a_side(bank: Bank, records: str, good: str, bad: str) -> None:
+    """Before this check science's accepts opened with "stop", "hold" or "accept" and its
+    resists with "keep" (7/5/4 vs 9 entries): the audit's strongest cue in short answers."""
+    _, left, right = sides(bank, records, good, bad)
+    skewed = skewed_words(left, right, 0, MAX_FIRST_WORD_GAP)
+    assert not skewed, f"{bank.domain} {good}/{bad}: opening words {skewed}"
 
 
 def test_invented_sources_read_like_the_real_evidence(bank: Bank) -> None:
