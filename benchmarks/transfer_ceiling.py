@@ -4,7 +4,8 @@
 non-health TruthfulQA group and the corrigibility A/B set. This script trains the same head on
 human-written TruthfulQA pairs, every category group but one (~2,200 pairs), and scores it on the
 held-out group and on the corrigibility set: an in-distribution ceiling for what a head trained
-on other data can reach on each group.
+on other data can reach on each group. For the corrigibility set it does the same with the set's
+two halves (split by a hash of the item id): trained on one, scored on the other.
 
     python benchmarks/transfer_ceiling.py [--data ../shared/data] [--cache /tmp/traitdose-emb.sqlite]
 """
@@ -12,6 +13,7 @@ on other data can reach on each group.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -39,7 +41,8 @@ def main() -> None:
     transfer.DATA = (args.data or transfer.DATA).resolve()
     frames = {name: _read(transfer.truthfulqa(name, "general", cats)) for name, cats in groups().items()}
     encoder = DiskEncoder(args.cache)
-    corrigibility = PairEmbeddings.of(_read(transfer.corrigibility_ab()), encoder)
+    corrigibility_frame = _read(transfer.corrigibility_ab())
+    corrigibility = PairEmbeddings.of(corrigibility_frame, encoder)
     print("| held out | trained on (pairs) | held-out group | corrigibility-ab |")
     print("| --- | ---: | ---: | ---: |")
     for held in [name for name in frames if name != "tqa-rest"]:
@@ -47,6 +50,16 @@ def main() -> None:
         head = RewardHead.fit(PairEmbeddings.of(train, encoder))
         score = accuracy(head, PairEmbeddings.of(frames[held], encoder))
         print(f"| {held} | {train.height} | {score:.3f} | {accuracy(head, corrigibility):.3f} |")
+    halves = corrigibility_halves(corrigibility_frame)
+    for trained, scored in ((0, 1), (1, 0)):
+        head = RewardHead.fit(PairEmbeddings.of(halves[trained], encoder))
+        score = accuracy(head, PairEmbeddings.of(halves[scored], encoder))
+        print(f"| corrigibility half {scored} | {halves[trained].height} | - | {score:.3f} |")
+
+
+def corrigibility_halves(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    half = pl.Series([int(hashlib.sha1(i.encode()).hexdigest(), 16) % 2 for i in frame["id"]])
+    return [frame.filter(half == k) for k in (0, 1)]
 
 
 if __name__ == "__main__":
