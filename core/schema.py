@@ -106,7 +106,7 @@ def item_id(prompt: Iterable[Mapping[str, str]], domain: str, trait: str, pair: 
     rejected (a human relabel) keeps the id.
     """
     # One hash over the joined text: the same digest as feeding the pieces one by one.
-    parts = [f"{text}\x1c" for text in sorted(normalize_text(t) for t in pair)]
+    parts = [f"{text}\x1c" for text in sorted(normalize_text(t) for t in pair)] if pair else []
     parts += [f"{msg['role']}\x1f{normalize_text(msg['content'])}\x1e" for msg in prompt]
     parts.append(f"{domain}\x1d{trait}")
     return xxhash.xxh3_128_hexdigest("".join(parts).encode())[:24]

@@ -52,9 +52,10 @@ class Pools:
             (name, values, len(values), len(values).bit_length()) for name, values in pools.items()
         ]
 
-    def draw(self, rng: random.Random) -> dict[str, str]:
+    def draw(self, rng: random.Random, out: dict[str, str] | None = None) -> dict[str, str]:
+        """One value per pool, set into ``out`` (a new dict by default) over what it holds."""
         bits = rng.getrandbits
-        out = {}
+        out = {} if out is None else out
         for name, values, n, k in self._pools:
             r = bits(k)
             while r >= n:

@@ -72,14 +72,23 @@ class Filler:
         self.pools = pools
         self.domain = domain
         self._common = Pools(pools.pools)
-        # keyed by object identity, holding the record so the id is not reused while cached
-        self._slots: dict[int, tuple[Fact | Oversight | Persona, dict[str, str]]] = {}
+        # keyed by object identity, holding the objects so an id is not reused while cached
+        self._slots: dict[tuple[int, int], tuple[Persona, Fact | Oversight, dict[str, str]]] = {}
+        self._one: dict[int, tuple[Fact | Oversight | Persona, dict[str, str]]] = {}
         self._cites: dict[str, bool] = {}
 
-    def slots(self, record: Fact | Oversight | Persona) -> dict[str, str]:
-        hit = self._slots.get(id(record))
+    def slots(self, persona: Persona, record: Fact | Oversight) -> dict[str, str]:
+        """The persona's slots overlaid with the record's, built once per pair (do not modify)."""
+        key = (id(persona), id(record))
+        hit = self._slots.get(key)
         if hit is None:
-            hit = self._slots[id(record)] = (record, _slots(record))
+            hit = self._slots[key] = (persona, record, {**self._record(persona), **self._record(record)})
+        return hit[2]
+
+    def _record(self, record: Fact | Oversight | Persona) -> dict[str, str]:
+        hit = self._one.get(id(record))
+        if hit is None:
+            hit = self._one[id(record)] = (record, _slots(record))
         return hit[1]
 
     def cites_source(self, skeleton: Skeleton) -> bool:
@@ -102,7 +111,8 @@ class Filler:
         fake_source: str,
     ) -> Pair:
         pools = self.pools
-        base = {**self.slots(persona), **self.slots(record), **self._common.draw(rng), "domain": self.domain}
+        base = self._common.draw(rng, dict(self.slots(persona, record)))
+        base["domain"] = self.domain
         response = choice(rng, skeleton.response)
         if isinstance(record, Fact):
             good, bad, prompt_extra, rubric = _fact_sides(

@@ -129,6 +129,7 @@ def _items(
     rng = random.Random(f"{seed}:{domain}:{skeleton.id}")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    source, generator, trait = f"template:{bank_name}", skeleton.generator, skeleton.trait
     for record, persona, user, polarity in _combos(skeleton, bank, rng):
         if len(rows) >= quota:
             break
@@ -138,12 +139,12 @@ def _items(
             chosen=pair.chosen,
             rejected=pair.rejected,
             domain=domain,
-            trait=skeleton.trait,
+            trait=trait,
             label_source="contrastive",
             provenance={
-                "source": f"template:{bank_name}",
+                "source": source,
                 "source_row": None,
-                "generator": skeleton.generator,
+                "generator": generator,
                 "violation": skeleton.violation,
                 "group": f"{domain}/{record.id}",
                 "seed": seed,
