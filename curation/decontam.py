@@ -110,9 +110,9 @@ class BenchmarkIndex:
             .join(self.ngrams[n], on="hash")
             .unique("row", keep="first", maintain_order=True)
         )
-        words = [t.lower() for t in self.texts]
+        # Lower only the texts hit (a few), not every benchmark text per batch and window size.
         spans = [
-            " ".join(pl.Series([words[t]]).str.extract_all(r"\w+")[0].to_list()[p : p + n])
+            " ".join(pl.Series([self.texts[t].lower()]).str.extract_all(r"\w+")[0].to_list()[p : p + n])
             for t, p in zip(hits["text"], hits["pos"], strict=True)
         ]
         return hits.select(
