@@ -188,3 +188,20 @@ def test_fast_draws_match_the_running_pythons_random():
     assert ours.random() == theirs.random()
     with pytest.raises(IndexError):
         choice(ours, [])
+
+
+def test_the_column_built_table_equals_the_one_from_rows():
+    from core.schema import from_rows
+
+    out = generate_from_bank(
+        BANK,
+        domain="testing",
+        traits=["truthfulness", "corrigibility"],
+        per_trait=120,
+        seed=5,
+        recipe_hash="h",
+    )
+    assert out.columns is not None and len(out.columns) == len(out.rows) > 100
+    table = out.table()
+    assert table.equals(from_rows(out.rows))
+    assert table.to_pylist()[0]["provenance"]["source"] == "template:mini_bank"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from recipes.sources.bank import Bank, BankError, Fact, Oversight, Persona, load_bank
+from recipes.sources.columns import TemplateColumns
 from recipes.sources.draws import choice
 from recipes.sources.items import SourceOutput, make_item, prompt_messages
 from recipes.sources.minimal_pairs import Filler, polarities
@@ -37,13 +38,17 @@ def generate_from_bank(
 ) -> SourceOutput:
     bank = load_bank(bank_path)
     pools = load_skeletons(skeleton_path)
-    out = SourceOutput()
+    source = f"template:{bank_path.stem}"
+    columns = TemplateColumns(
+        domain=domain, source=source, seed=seed, recipe_hash=recipe_hash, label_source="contrastive"
+    )
+    out = SourceOutput(columns=columns)
     fill = Filler(pools, domain)
     for trait in traits:
         plan = _plan(pools, bank, trait, per_trait, skeleton_path)
         short = 0  # a small bank runs out of distinct answer-token items first: the advisory
         for skeleton, quota in reversed(plan):  # forms (personas x variants) come last and take the rest
-            rows = _items(skeleton, quota + short, bank, fill, seed, recipe_hash, bank_path.stem)
+            rows = _items(skeleton, quota + short, bank, fill, columns)
             short = quota + short - len(rows)
             out.rows.extend(rows)
             if on_item:
@@ -121,15 +126,14 @@ def _items(
     quota: int,
     bank: Bank,
     fill: Filler,
-    seed: int,
-    recipe_hash: str,
-    bank_name: str,
+    columns: TemplateColumns,
 ) -> list[dict[str, Any]]:
-    domain = fill.domain
+    """Up to ``quota`` distinct items of one skeleton, as dicts and appended to ``columns``."""
+    domain, seed, recipe_hash = fill.domain, columns.provenance["seed"], columns.provenance["recipe_hash"]
     rng = random.Random(f"{seed}:{domain}:{skeleton.id}")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    source, generator, trait = f"template:{bank_name}", skeleton.generator, skeleton.trait
+    source, generator, trait = columns.provenance["source"], skeleton.generator, skeleton.trait
     for record, persona, user, polarity in _combos(skeleton, bank, rng):
         if len(rows) >= quota:
             break
@@ -156,4 +160,15 @@ def _items(
         seen.add(item["id"])
         item["rubric"] = pair.rubric
         rows.append(item)
+        columns.add(
+            pair.rubric,
+            id=item["id"],
+            trait=trait,
+            prompt=pair.prompt,
+            chosen=pair.chosen,
+            rejected=pair.rejected,
+            generator=generator,
+            violation=skeleton.violation,
+            group=item["provenance"]["group"],
+        )
     return rows
