@@ -19,7 +19,6 @@ from core.reference import reference_items
 from core.schema import DROPPED_SCHEMA, ITEM_SCHEMA, conform
 from core.store import LATEST, Store, Version
 from curation.engine import EngineSpec, choose_engine, open_engine
-from curation.memory import bound_heap
 from curation.pipeline import curation_stages
 from curation.splits import assign_splits
 from curation.stage import Funnel, Stage, StageStart, run_stages
@@ -65,7 +64,6 @@ def run_recipe(
     A ``limit`` run is marked ``trial`` in its manifest: a sample, not the dataset.
     ``engine``: where curation runs; default: ``TRAITDOSE_ENGINE``, else the recipe's, else local.
     ``audit`` adds the surface-cue audit to the manifest."""
-    bound_heap()  # freed stage buffers go back to the system, not stacked up run after run
     seed = recipe.seed if seed is None else seed
     engine = engine or EngineSpec(choose_engine(None, recipe.curation.engine))
     chosen_traits = select_traits(recipe, traits)
