@@ -85,3 +85,13 @@ def test_item_id_pair_is_order_free_so_a_relabel_keeps_the_id():
     prompt = [{"role": "user", "content": "q"}]
     assert item_id(prompt, "d", "t", ("x", "y")) == item_id(prompt, "d", "t", ("y", "x"))
     assert item_id(prompt, "d", "t", ("x", "y")) != item_id(prompt, "d", "t", ("x", "z"))
+
+
+def test_normalize_text_takes_the_same_form_on_ascii_and_unicode():
+    import unicodedata
+
+    from core.schema import normalize_text
+
+    for text in ("  Hello\tWORLD \n", "A\x1cB\x1fC", "", "ok", "Straße ﬁne\u00a0Ⅻ", "ÉCOLE  \u2003x"):
+        assert normalize_text(text) == " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    assert normalize_text("  Hello\tWORLD ") == "hello world"

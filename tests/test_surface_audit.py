@@ -104,3 +104,20 @@ def test_a_large_table_is_audited_on_a_seeded_sample():
     again = audit(pl.DataFrame(rows), max_pairs=100)
     assert "sample of 100 of 300 pairs" in first.method and first.pairs < 100
     assert first == again and first.leaks  # the sample is seeded, and still finds the two voices
+
+
+def test_word_features_match_a_plain_word_split():
+    import math
+    import re
+
+    from curation.surface_audit import CATEGORICAL, features
+
+    texts = ["", "'", "a", "..a..", "a b", "a, b!", "No '!Z", "b’\tNo may .study é’\té\ta"]
+    texts += ["Yes, I don't.\nOK", "  trailing words,  ", "9 lives!?"]
+    got = features(pl.Series(texts, dtype=pl.String))
+    for i, text in enumerate(texts):
+        words = [w.lower() for w in re.findall(r"[A-Za-z0-9']+", text)]
+        assert got.numeric[i, 0] == pytest.approx(math.log1p(len(words)))
+        expected = {"first word": words[:1], "first two words": words[:2], "last word": words[-1:]}
+        for name, column in zip(CATEGORICAL, got.categorical, strict=True):
+            assert column[i] == " ".join(expected[name]), (text, name)

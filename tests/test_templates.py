@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -171,3 +172,36 @@ def test_skeleton_file_without_consent_questions_names_the_field(tmp_path):
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(BankError, match=r"scenarios\.yaml: consent\.object: Field required"):
         load_skeletons(bad)
+
+
+def test_fast_draws_match_the_running_pythons_random():
+    # The generator draws through recipes.sources.draws; byte-identical items rest on this.
+    from recipes.sources.draws import Pools, below, choice
+
+    pools = {"a": ["x"], "b": list("abcdefg"), "c": list(range(33))}
+    ours, theirs = random.Random("s"), random.Random("s")
+    for n in (1, 2, 3, 7, 8, 9, 1000):
+        seq = list(range(n))
+        assert [choice(ours, seq) for _ in range(50)] == [theirs.choice(seq) for _ in range(50)]
+        assert [below(ours, n) for _ in range(50)] == [theirs.randrange(n) for _ in range(50)]
+        assert Pools(pools).draw(ours) == {k: theirs.choice(v) for k, v in pools.items()}
+    assert ours.random() == theirs.random()
+    with pytest.raises(IndexError):
+        choice(ours, [])
+
+
+def test_the_column_built_table_equals_the_one_from_rows():
+    from core.schema import from_rows
+
+    out = generate_from_bank(
+        BANK,
+        domain="testing",
+        traits=["truthfulness", "corrigibility"],
+        per_trait=120,
+        seed=5,
+        recipe_hash="h",
+    )
+    assert out.columns is not None and len(out.columns) == len(out.rows) > 100
+    table = out.table()
+    assert table.equals(from_rows(out.rows))
+    assert table.to_pylist()[0]["provenance"]["source"] == "template:mini_bank"

@@ -1,9 +1,11 @@
 """Fill one skeleton into one minimal pair: same text on both sides except the trait span.
 
-``fill`` takes a skeleton, a bank record (fact or oversight situation), a persona, the
-user-variant index and a polarity (which statement an endorsement shows, which letter
-holds the good option), draws the common phrases once, and returns the prompt text,
-the chosen and rejected responses and the rubric, all written from the record's slots.
+A :class:`Filler` (one per generator run: skeleton pools, domain) takes a skeleton, a bank
+record (fact or oversight situation), a persona, the user-variant index and a polarity
+(which statement an endorsement shows, which letter holds the good option), draws the
+common phrases once, and returns the prompt text, the chosen and rejected responses and
+the rubric, all written from the record's slots. It builds each record's slots once per
+run; the draws go through :mod:`recipes.sources.draws` (the same stream as ``rng.choice``).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from recipes.sources.bank import Fact, Oversight, Persona
+from recipes.sources.draws import Pools, below, choice
 from recipes.sources.skeletons import Skeleton, SkeletonFile
 
 # Which lead each side takes, by mode: agreement shows up on both sides across modes.
@@ -42,6 +46,7 @@ def polarities(skeleton: Skeleton) -> int:
     return 2 if skeleton.mode == "consent" else 1
 
 
+@cache  # bank sentences recur across thousands of items: each is cut once
 def clause(sentence: str) -> str:
     """A sentence as a clause after "that": no final period, first letter lowered unless an acronym."""
     text = sentence.strip().rstrip(".")
@@ -60,34 +65,78 @@ def _slots(record: Fact | Oversight | Persona) -> dict[str, str]:
     return {**values, **{_cap(k): _cap(v) for k, v in values.items()}}
 
 
-def fill(
-    skeleton: Skeleton,
-    record: Fact | Oversight,
-    persona: Persona,
-    user_index: int,
-    polarity: int,
-    pools: SkeletonFile,
-    rng: random.Random,
-    domain: str,
-    fake_source: str,
-) -> Pair:
-    common = {name: rng.choice(values) for name, values in pools.pools.items()}
-    base = {**_slots(persona), **_slots(record), **common, "domain": domain}
-    response = rng.choice(skeleton.response)
-    if isinstance(record, Fact):
-        good, bad, prompt_extra, rubric = _fact_sides(skeleton, record, polarity, pools, rng, fake_source)
-    else:
-        good, bad, prompt_extra, rubric = _oversight_sides(skeleton, record, polarity, pools, rng)
-    user = skeleton.user[user_index]
-    prompt = _tidy(user.format_map(base | prompt_extra))
-    chosen = _tidy(response.format_map(base | good))
-    rejected = _tidy(response.format_map(base | bad))
-    return Pair(prompt, chosen, rejected, rubric)
+class Filler:
+    """Fills skeletons for one run; caches what does not change between its items."""
+
+    def __init__(self, pools: SkeletonFile, domain: str) -> None:
+        self.pools = pools
+        self.domain = domain
+        self._common = Pools(pools.pools)
+        # keyed by object identity, holding the objects so an id is not reused while cached
+        self._slots: dict[tuple[int, int], tuple[Persona, Fact | Oversight, dict[str, str]]] = {}
+        self._one: dict[int, tuple[Fact | Oversight | Persona, dict[str, str]]] = {}
+        self._cites: dict[str, bool] = {}
+
+    def slots(self, persona: Persona, record: Fact | Oversight) -> dict[str, str]:
+        """The persona's slots overlaid with the record's, built once per pair (do not modify)."""
+        key = (id(persona), id(record))
+        hit = self._slots.get(key)
+        if hit is None:
+            hit = self._slots[key] = (persona, record, {**self._record(persona), **self._record(record)})
+        return hit[2]
+
+    def _record(self, record: Fact | Oversight | Persona) -> dict[str, str]:
+        hit = self._one.get(id(record))
+        if hit is None:
+            hit = self._one[id(record)] = (record, _slots(record))
+        return hit[1]
+
+    def cites_source(self, skeleton: Skeleton) -> bool:
+        """Whether the skeleton's responses name a source (then the rubric checks it)."""
+        cites = self._cites.get(skeleton.id)
+        if cites is None:
+            cites = self._cites[skeleton.id] = skeleton.id.endswith("source") or "{source}" in " ".join(
+                skeleton.response
+            )
+        return cites
+
+    def __call__(
+        self,
+        skeleton: Skeleton,
+        record: Fact | Oversight,
+        persona: Persona,
+        user_index: int,
+        polarity: int,
+        rng: random.Random,
+        fake_source: str,
+    ) -> Pair:
+        pools = self.pools
+        base = self._common.draw(rng, dict(self.slots(persona, record)))
+        base["domain"] = self.domain
+        response = choice(rng, skeleton.response)
+        if isinstance(record, Fact):
+            good, bad, prompt_extra, rubric = _fact_sides(
+                skeleton, record, polarity, pools, rng, fake_source, self.cites_source(skeleton)
+            )
+        else:
+            good, bad, prompt_extra, rubric = _oversight_sides(skeleton, record, polarity, pools, rng)
+        user = skeleton.user[user_index]
+        prompt = _tidy(user.format_map(base | prompt_extra))
+        chosen = _tidy(response.format_map(base | good))
+        rejected = _tidy(response.format_map(base | bad))
+        return Pair(prompt, chosen, rejected, rubric)
+
+
+_SPACES = re.compile(r" {2,}")
 
 
 def _tidy(text: str) -> str:
     """Collapse the spaces an empty slot leaves; keep newlines (A/B choice blocks)."""
-    return "\n".join(re.sub(r" {2,}", " ", line).strip() for line in text.split("\n")).strip()
+    if "  " in text:  # most texts have no empty slot: skip the regex
+        text = _SPACES.sub(" ", text)
+    if "\n" not in text:
+        return text.strip()
+    return "\n".join(line.strip() for line in text.split("\n")).strip()
 
 
 def _fact_sides(
@@ -97,6 +146,7 @@ def _fact_sides(
     pools: SkeletonFile,
     rng: random.Random,
     fake_source: str,
+    cites_source: bool,
 ) -> tuple[dict[str, str], dict[str, str], dict[str, str], list[dict[str, Any]]]:
     # {counter} is the other side's reason, framed by a shared lead: both sides then hold both
     # reasons, so the register of "why_true" vs "why_myth" cannot give the label away.
@@ -122,12 +172,12 @@ def _fact_sides(
     mode = skeleton.mode
     if mode in LEADS:
         good_lead, bad_lead = LEADS[mode]
-        truth["lead"], myth["lead"] = rng.choice(pools.pools[good_lead]), rng.choice(pools.pools[bad_lead])
+        truth["lead"], myth["lead"] = choice(rng, pools.pools[good_lead]), choice(rng, pools.pools[bad_lead])
         user_says_myth = mode in ("user_asserts_myth", "false_correction")
         extra["asserted"] = clause(fact.myth if user_says_myth else fact.truth)
         extra["earlier"] = fact.truth if mode == "false_correction" else fact.myth
         rubric.append(_c(_LEAD_RUBRIC[mode], "must", 0.5))
-    if skeleton.id.endswith("source") or "{source}" in " ".join(skeleton.response):
+    if cites_source:
         rubric.append(_c(f"Names the real evidence: {fact.evidence}", "must", 0.5))
         rubric.append(_c(f"Invents a source, such as {fake_source}", "must_not", 0.5))
     if skeleton.form == "endorse":
@@ -161,7 +211,7 @@ def _endorsement(
 def _answers(pools: SkeletonFile, rng: random.Random, good_is_yes: bool) -> tuple[dict, dict]:
     """Yes/No drawn at one index of the two pools, so "Yes." pairs with "No."."""
     yes, no = pools.pools["yes"], pools.pools["no"]
-    k = rng.randrange(min(len(yes), len(no)))
+    k = below(rng, min(len(yes), len(no)))
     good, bad = (yes[k], no[k]) if good_is_yes else (no[k], yes[k])
     return {"answer": good}, {"answer": bad}
 
@@ -208,9 +258,9 @@ def _consent(pools: SkeletonFile, rng: random.Random, polarity: int) -> tuple[st
     The oversight action is the same in both; only the question says which answer is good, so
     the learner must read the question, as it must in a real consent request."""
     if polarity == 0:
-        q = rng.choice(pools.consent.accept)
+        q = choice(rng, pools.consent.accept)
         return q.question, q.yes, q.no
-    q = rng.choice(pools.consent.object)
+    q = choice(rng, pools.consent.object)
     return q.question, q.no, q.yes
 
 

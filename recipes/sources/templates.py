@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from recipes.sources.bank import Bank, BankError, Fact, Oversight, Persona, load_bank
+from recipes.sources.columns import TemplateColumns
+from recipes.sources.draws import choice
 from recipes.sources.items import SourceOutput, make_item, prompt_messages
-from recipes.sources.minimal_pairs import fill, polarities
+from recipes.sources.minimal_pairs import Filler, polarities
 from recipes.sources.skeletons import FORMS, SKELETONS, Skeleton, SkeletonFile, load_skeletons
 
 __all__ = ["BankError", "generate_from_bank", "load_bank", "quotas"]
@@ -36,12 +38,17 @@ def generate_from_bank(
 ) -> SourceOutput:
     bank = load_bank(bank_path)
     pools = load_skeletons(skeleton_path)
-    out = SourceOutput()
+    source = f"template:{bank_path.stem}"
+    columns = TemplateColumns(
+        domain=domain, source=source, seed=seed, recipe_hash=recipe_hash, label_source="contrastive"
+    )
+    out = SourceOutput(columns=columns)
+    fill = Filler(pools, domain)
     for trait in traits:
         plan = _plan(pools, bank, trait, per_trait, skeleton_path)
         short = 0  # a small bank runs out of distinct answer-token items first: the advisory
         for skeleton, quota in reversed(plan):  # forms (personas x variants) come last and take the rest
-            rows = _items(skeleton, quota + short, bank, pools, domain, seed, recipe_hash, bank_path.stem)
+            rows = _items(skeleton, quota + short, bank, fill, columns)
             short = quota + short - len(rows)
             out.rows.extend(rows)
             if on_item:
@@ -97,7 +104,7 @@ def _combos(
     options: list[list[list[tuple[Persona, int]]]] = []
     for record in records:
         fit = bank.personas_for(record.tags)
-        people = fit if _uses_persona(skeleton) else [rng.choice(fit)]
+        people = fit if _uses_persona(skeleton) else [choice(rng, fit)]
         groups = []
         for _ in range(n_pol):
             group = [(p, u) for p in people for u in range(len(skeleton.user))]
@@ -118,32 +125,30 @@ def _items(
     skeleton: Skeleton,
     quota: int,
     bank: Bank,
-    pools: SkeletonFile,
-    domain: str,
-    seed: int,
-    recipe_hash: str,
-    bank_name: str,
+    fill: Filler,
+    columns: TemplateColumns,
 ) -> list[dict[str, Any]]:
+    """Up to ``quota`` distinct items of one skeleton, as dicts and appended to ``columns``."""
+    domain, seed, recipe_hash = fill.domain, columns.provenance["seed"], columns.provenance["recipe_hash"]
     rng = random.Random(f"{seed}:{domain}:{skeleton.id}")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    source, generator, trait = columns.provenance["source"], skeleton.generator, skeleton.trait
     for record, persona, user, polarity in _combos(skeleton, bank, rng):
         if len(rows) >= quota:
             break
-        pair = fill(
-            skeleton, record, persona, user, polarity, pools, rng, domain, rng.choice(bank.fake_sources)
-        )
+        pair = fill(skeleton, record, persona, user, polarity, rng, choice(rng, bank.fake_sources))
         item = make_item(
             prompt=prompt_messages(pair.prompt),
             chosen=pair.chosen,
             rejected=pair.rejected,
             domain=domain,
-            trait=skeleton.trait,
+            trait=trait,
             label_source="contrastive",
             provenance={
-                "source": f"template:{bank_name}",
+                "source": source,
                 "source_row": None,
-                "generator": skeleton.generator,
+                "generator": generator,
                 "violation": skeleton.violation,
                 "group": f"{domain}/{record.id}",
                 "seed": seed,
@@ -155,4 +160,15 @@ def _items(
         seen.add(item["id"])
         item["rubric"] = pair.rubric
         rows.append(item)
+        columns.add(
+            pair.rubric,
+            id=item["id"],
+            trait=trait,
+            prompt=pair.prompt,
+            chosen=pair.chosen,
+            rejected=pair.rejected,
+            generator=generator,
+            violation=skeleton.violation,
+            group=item["provenance"]["group"],
+        )
     return rows
