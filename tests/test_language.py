@@ -17,6 +17,7 @@ ENGLISH = [
     "No, I don't consent.",
     "No, I don't object.",  # lingua: Catalan 0.22 with English 0.15 behind
     "Is oxygen itself flammable?",  # fastText: Finnish 0.40 with English 0.24 behind: a close call
+    "Is café au lait good for health?",  # fastText: French 0.93; lingua, English or French: English
     "Yes, I object.",
     "China has more obesity than Vietnam",
     "Sugar may cause children to go crazy",
