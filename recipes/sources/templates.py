@@ -133,11 +133,18 @@ def _items(
     rng = random.Random(f"{seed}:{domain}:{skeleton.id}")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    prompts: set[str] = set()
     source, generator, trait = columns.provenance["source"], skeleton.generator, skeleton.trait
     for record, persona, user, polarity in _combos(skeleton, bank, rng):
         if len(rows) >= quota:
             break
         pair = fill(skeleton, record, persona, user, polarity, rng, choice(rng, bank.fake_sources))
+        # The id hashes the prompt alone: a prompt seen verbatim is a repeat (a third of the
+        # candidates at 100k), known without hashing it. Filled all the same: the draws it
+        # takes keep the random stream, and so every later item, as it was.
+        if pair.prompt in prompts:
+            continue
+        prompts.add(pair.prompt)
         item = make_item(
             prompt=prompt_messages(pair.prompt),
             chosen=pair.chosen,
