@@ -30,15 +30,9 @@ def below(rng: random.Random, n: int) -> int:
 
 def choice(rng: random.Random, seq: Sequence[T]) -> T:
     """``rng.choice(seq)``."""
-    n = len(seq)
-    if not n:
+    if not seq:
         raise IndexError("Cannot choose from an empty sequence")
-    bits = rng.getrandbits
-    k = n.bit_length()
-    r = bits(k)
-    while r >= n:
-        r = bits(k)
-    return seq[r]
+    return seq[below(rng, len(seq))]
 
 
 class Pools:
