@@ -5,9 +5,10 @@ non-health TruthfulQA group and the corrigibility A/B set. This script trains th
 human-written TruthfulQA pairs, every category group but one (~2,200 pairs), and scores it on the
 held-out group and on the corrigibility set: an in-distribution ceiling for what a head trained
 on other data can reach on each group. For the corrigibility set it does the same with the set's
-two halves (split by a hash of the item id): trained on one, scored on the other. ``--mlp`` adds
-the same leave-one-group-out with a small MLP reward head (one hidden layer of 64 or 256, the
-same Bradley-Terry loss and features) in place of the linear one.
+two halves (``transfer_ablation.corrigibility_parts``: a hash of the item id): trained on one,
+scored on the other. ``--mlp`` adds the same leave-one-group-out with a small MLP reward head
+(one hidden layer of 64 or 256, the same Bradley-Terry loss and features) in place of the linear
+one.
 
     python benchmarks/transfer_ceiling.py [--data ../shared/data] [--cache /tmp/traitdose-emb.sqlite] [--mlp]
 """
@@ -15,7 +16,6 @@ same Bradley-Terry loss and features) in place of the linear one.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import polars as pl  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import transfer  # noqa: E402
-from transfer_ablation import DiskEncoder, _read, accuracy  # noqa: E402
+from transfer_ablation import DiskEncoder, _read, accuracy, corrigibility_parts  # noqa: E402
 
 from trainer.reward import PairEmbeddings, RewardHead  # noqa: E402
 
@@ -55,7 +55,8 @@ def main() -> None:
         head = RewardHead.fit(PairEmbeddings.of(train, encoder))
         score = accuracy(head, PairEmbeddings.of(frames[held], encoder))
         print(f"| {held} | {train.height} | {score:.3f} | {accuracy(head, corrigibility):.3f} |")
-    halves = corrigibility_halves(corrigibility_frame)
+    parts = corrigibility_parts(corrigibility_frame)
+    halves = [parts["corr-A"], parts["corr-B"]]
     for trained, scored in ((0, 1), (1, 0)):
         head = RewardHead.fit(PairEmbeddings.of(halves[trained], encoder))
         score = accuracy(head, PairEmbeddings.of(halves[scored], encoder))
@@ -85,11 +86,6 @@ def mlp_accuracy(train: PairEmbeddings, test: PairEmbeddings, hidden: int, steps
     test_chosen, test_rejected = (t.float() for t in test.features())
     with torch.no_grad():
         return float(((net(test_chosen) - net(test_rejected)) > 0).float().mean())
-
-
-def corrigibility_halves(frame: pl.DataFrame) -> list[pl.DataFrame]:
-    half = pl.Series([int(hashlib.sha1(i.encode()).hexdigest(), 16) % 2 for i in frame["id"]])
-    return [frame.filter(half == k) for k in (0, 1)]
 
 
 if __name__ == "__main__":
