@@ -31,7 +31,7 @@ import polars as pl
 
 from core.io import read_columns
 from curation.config import Benchmark, DecontamConfig
-from curation.shingles import Tokens, byte_tokens, word_tokens
+from curation.shingles import Tokens, byte_tokens, word_tokens, words
 from curation.shingles import shingles as shingle_hashes
 from curation.stage import StageResult, drop_rows
 from curation.text import texts
@@ -63,11 +63,11 @@ class BenchmarkIndex:
     @classmethod
     def build(cls, name: str, bench_texts: list[str], config: DecontamConfig) -> BenchmarkIndex:
         series = pl.Series(bench_texts, dtype=pl.String)
-        words = series.str.to_lowercase().str.extract_all(r"\w+").list.len().to_numpy()
-        sizes = np.where(words >= config.short_below, config.ngram, np.minimum(config.short_ngram, words))
+        n_words = words(series).list.len().to_numpy()
+        sizes = np.where(n_words >= config.short_below, config.ngram, np.minimum(config.short_ngram, n_words))
         ngrams: dict[int, pl.DataFrame] = {}
-        for n in np.unique(sizes[words >= config.min_words]):
-            rows = np.flatnonzero((sizes == n) & (words >= config.min_words))
+        for n in np.unique(sizes[n_words >= config.min_words]):
+            rows = np.flatnonzero((sizes == n) & (n_words >= config.min_words))
             hashes, offsets = shingle_hashes(series.gather(rows), "word", int(n))
             counts = np.diff(offsets)
             ngrams[int(n)] = pl.DataFrame(
@@ -77,7 +77,7 @@ class BenchmarkIndex:
                     "pos": np.arange(len(hashes)) - np.repeat(offsets[:-1], counts),
                 }
             ).unique("hash", keep="first", maintain_order=True)
-        eligible = pl.Series(np.flatnonzero(words >= config.min_words))
+        eligible = pl.Series(np.flatnonzero(n_words >= config.min_words))
         shingles = _shingle_frame(series.gather(eligible), eligible.to_numpy())
         frequency = shingles.group_by("hash").len()
         limit = max(2, int(COMMON_SHARE * len(bench_texts)))
@@ -229,9 +229,9 @@ def _shingle_frame(series: pl.Series, ids: np.ndarray, column: str = "text") -> 
 
 
 def _normalized(texts: pl.Series, joined: bool = True) -> list:
-    """Lower-cased ``\\w+`` words (the tokens :func:`word_tokens` hashes), joined by spaces."""
-    words = texts.fill_null("").str.to_lowercase().str.extract_all(r"\w+").fill_null([])
-    return (words.list.join(" ") if joined else words).to_list()
+    """Each text's words as :func:`word_tokens` hashes them, joined by spaces (or as lists)."""
+    lists = words(texts)
+    return (lists.list.join(" ") if joined else lists).to_list()
 
 
 def _no_hits() -> pl.DataFrame:

@@ -65,11 +65,16 @@ def fmix64(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def words(texts: pl.Series) -> pl.Series:
+    """Each text's lower-cased ``\\w+`` words: the tokens :func:`word_tokens` hashes."""
+    return texts.fill_null("").str.to_lowercase().str.extract_all(r"\w+").fill_null([])
+
+
 def word_tokens(texts: pl.Series) -> Tokens:
-    words = texts.fill_null("").str.to_lowercase().str.extract_all(r"\w+").fill_null([])
-    lengths = words.list.len().to_numpy().astype(np.int64)
+    lists = words(texts)
+    lengths = lists.list.len().to_numpy().astype(np.int64)
     # Words are never null, so the nulls explode() makes for empty lists are exactly what to drop.
-    flat = words.explode().drop_nulls()
+    flat = lists.explode().drop_nulls()
     return Tokens(flat.hash(TOKEN_SEED).to_numpy(), lengths)
 
 
