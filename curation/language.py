@@ -123,14 +123,10 @@ def _english_after_all(text: str, code: str) -> bool:
 def _pair(code: str) -> LanguageDetector | None:
     from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
-    iso = getattr(IsoCode639_1, code.upper(), None)
+    iso = getattr(IsoCode639_1, code.upper(), None)  # lingua names only the languages it knows
     if iso is None:
         return None
-    try:
-        accused = Language.from_iso_code_639_1(iso)
-    except ValueError:
-        return None
-    return LanguageDetectorBuilder.from_languages(Language.ENGLISH, accused).build()
+    return LanguageDetectorBuilder.from_languages(Language.ENGLISH, Language.from_iso_code_639_1(iso)).build()
 
 
 _BUILD = threading.Lock()  # the filter runs fields on two threads: load the model once
