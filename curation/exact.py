@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import polars as pl
 
@@ -14,6 +15,7 @@ class ExactDedupe:
     """Keep the first row of each id (input order is deterministic), drop the rest."""
 
     name: str = "exact_dedupe"
+    edits_text: ClassVar[bool] = False  # see curation.lookahead
 
     def __call__(self, items: pl.DataFrame) -> StageResult:
         first = pl.int_range(pl.len()).over("id") == 0
