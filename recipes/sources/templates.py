@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from itertools import product
 from pathlib import Path
 from typing import Any
 
 from recipes.sources.bank import Bank, BankError, Fact, Oversight, Persona, load_bank
 from recipes.sources.columns import TemplateColumns
-from recipes.sources.draws import choice
+from recipes.sources.draws import choice, shuffle
 from recipes.sources.items import SourceOutput, make_item, prompt_messages
 from recipes.sources.minimal_pairs import Filler, polarities
 from recipes.sources.skeletons import FORMS, SKELETONS, Skeleton, SkeletonFile, load_skeletons
@@ -95,20 +96,22 @@ def _uses_persona(skeleton: Skeleton) -> bool:
 
 
 def _combos(
-    skeleton: Skeleton, bank: Bank, rng: random.Random
+    skeleton: Skeleton, bank: Bank, rng: random.Random, fill: Filler
 ) -> Iterator[tuple[Fact | Oversight, Persona, int, int]]:
     """(record, persona, user variant, polarity), records round-robin, polarity rotating per record."""
     records = list(_records(bank, skeleton))
-    rng.shuffle(records)
+    shuffle(rng, records)
     n_pol = polarities(skeleton)
+    every_persona = _uses_persona(skeleton)
+    users = range(len(skeleton.user))
     options: list[list[list[tuple[Persona, int]]]] = []
     for record in records:
-        fit = bank.personas_for(record.tags)
-        people = fit if _uses_persona(skeleton) else [choice(rng, fit)]
+        fit = fill.personas_for(bank, record)
+        people = fit if every_persona else [choice(rng, fit)]
         groups = []
         for _ in range(n_pol):
-            group = [(p, u) for p in people for u in range(len(skeleton.user))]
-            rng.shuffle(group)
+            group = list(product(people, users))
+            shuffle(rng, group)
             groups.append(group)
         options.append(groups)
     rounds = max((len(g) for groups in options for g in groups), default=0) * n_pol
@@ -135,16 +138,17 @@ def _items(
     seen: set[str] = set()
     prompts: set[str] = set()
     source, generator, trait = columns.provenance["source"], skeleton.generator, skeleton.trait
-    for record, persona, user, polarity in _combos(skeleton, bank, rng):
+    for record, persona, user, polarity in _combos(skeleton, bank, rng, fill):
         if len(rows) >= quota:
             break
-        pair = fill(skeleton, record, persona, user, polarity, rng, choice(rng, bank.fake_sources))
+        draft = fill.draft(skeleton, record, persona, user, polarity, rng, choice(rng, bank.fake_sources))
         # The id hashes the prompt alone: a prompt seen verbatim is a repeat (a third of the
-        # candidates at 100k), known without hashing it. Filled all the same: the draws it
+        # candidates at 100k), known without hashing it. Drafted all the same: the draws it
         # takes keep the random stream, and so every later item, as it was.
-        if pair.prompt in prompts:
+        if draft.prompt in prompts:
             continue
-        prompts.add(pair.prompt)
+        prompts.add(draft.prompt)
+        pair = draft.pair()
         item = make_item(
             prompt=prompt_messages(pair.prompt),
             chosen=pair.chosen,
