@@ -16,6 +16,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from core.schema import user_item_id
 from recipes.sources.bank import Bank, BankError, Fact, Oversight, Persona, load_bank
 from recipes.sources.columns import TemplateColumns
 from recipes.sources.draws import choice, shuffle
@@ -148,6 +149,11 @@ def _items(
         if draft.prompt in prompts:
             continue
         prompts.add(draft.prompt)
+        # Two prompts apart only in case or spacing share an id: the second is a repeat too.
+        ident = user_item_id(draft.prompt, domain, trait)
+        if ident in seen:
+            continue
+        seen.add(ident)
         pair = draft.pair()
         item = make_item(
             prompt=prompt_messages(pair.prompt),
@@ -165,15 +171,13 @@ def _items(
                 "seed": seed,
                 "recipe_hash": recipe_hash,
             },
+            id=ident,
         )
-        if item["id"] in seen:
-            continue
-        seen.add(item["id"])
         item["rubric"] = pair.rubric
         rows.append(item)
         columns.add(
             pair.rubric,
-            id=item["id"],
+            id=ident,
             trait=trait,
             prompt=pair.prompt,
             chosen=pair.chosen,
