@@ -209,3 +209,22 @@ def test_the_column_built_table_equals_the_one_from_rows():
     table = out.table()
     assert table.equals(from_rows(out.rows))
     assert table.to_pylist()[0]["provenance"]["source"] == "template:mini_bank"
+
+
+def test_the_collector_pause_restores_the_collector_as_it_was():
+    import gc
+
+    from recipes.sources.templates import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(ValueError), collector_paused():
+        assert not gc.isenabled()
+        raise ValueError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own pause outlives ours
+    finally:
+        gc.enable()

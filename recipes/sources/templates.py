@@ -10,8 +10,10 @@ as many good (A) as good (B). A run is deterministic for its seed.
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -46,17 +48,35 @@ def generate_from_bank(
     )
     out = SourceOutput(columns=columns)
     fill = Filler(pools, domain)
-    for trait in traits:
-        plan = _plan(pools, bank, trait, per_trait, skeleton_path)
-        short = 0  # a small bank runs out of distinct answer-token items first: the advisory
-        for skeleton, quota in reversed(plan):  # forms (personas x variants) come last and take the rest
-            rows = _items(skeleton, quota + short, bank, fill, columns)
-            short = quota + short - len(rows)
-            out.rows.extend(rows)
-            if on_item:
-                on_item(len(rows))
+    with collector_paused():
+        for trait in traits:
+            plan = _plan(pools, bank, trait, per_trait, skeleton_path)
+            short = 0  # a small bank runs out of distinct answer-token items first: the advisory
+            for skeleton, quota in reversed(plan):  # forms (personas x variants) come last, take the rest
+                rows = _items(skeleton, quota + short, bank, fill, columns)
+                short = quota + short - len(rows)
+                out.rows.extend(rows)
+                if on_item:
+                    on_item(len(rows))
     out.rows_read = len(out.rows)
     return out
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (then restore it as it was).
+
+    A run keeps ~13 dicts and lists per item (row, messages, provenance, rubric) and frees
+    the others it makes as it goes; none is in a reference cycle, so the collector frees
+    nothing, yet its passes over the growing heap took ~30% of generation at 100k items.
+    What the block leaves is looked at by the collector's next pass, once."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _plan(
