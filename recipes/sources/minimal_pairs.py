@@ -1,11 +1,13 @@
 """Fill one skeleton into one minimal pair: same text on both sides except the trait span.
 
 A :class:`Filler` (one per generator run: skeleton pools, domain) takes a skeleton, a bank
-record (fact or oversight situation), a persona, the user-variant index and a polarity
-(which statement an endorsement shows, which letter holds the good option), draws the
-common phrases once, and returns the prompt text, the chosen and rejected responses and
-the rubric, all written from the record's slots. It builds each record's slots once per
-run; the draws go through :mod:`recipes.sources.draws` (the same stream as ``rng.choice``).
+record (fact or oversight situation), the slots of a persona that fits it (its
+:meth:`Filler.cast`), the user-variant index and a polarity (which statement an
+endorsement shows, which letter holds the good option), draws the common phrases once and
+writes the prompt (a :class:`Draft`); the draft then writes the chosen and rejected
+responses (:class:`Pair`, with the rubric), all from the record's slots. It builds each
+record's slots and texts once per run; the draws go through :mod:`recipes.sources.draws`
+(the same stream as ``rng.choice``).
 """
 
 from __future__ import annotations
@@ -71,31 +73,25 @@ class Filler:
         self.domain = domain
         self._common = Pools(pools.pools)
         # keyed by object identity, holding the objects so an id is not reused while cached
-        self._slots: dict[tuple[int, int], tuple[Persona, Fact | Oversight, dict[str, str]]] = {}
-        self._one: dict[int, tuple[Fact | Oversight | Persona, dict[str, str]]] = {}
-        self._cites: dict[str, bool] = {}
-        self._fits: dict[int, tuple[Fact | Oversight, list[Persona]]] = {}
+        self._casts: dict[int, tuple[Fact | Oversight, list[dict[str, str]]]] = {}
+        self._personas: dict[int, tuple[Persona, dict[str, str]]] = {}
         self._facts: dict[int, tuple[Fact, FactTexts]] = {}
+        self._cites: dict[str, bool] = {}
 
-    def slots(self, persona: Persona, record: Fact | Oversight) -> dict[str, str]:
-        """The persona's slots overlaid with the record's, built once per pair (do not modify)."""
-        key = (id(persona), id(record))
-        hit = self._slots.get(key)
+    def cast(self, bank: Bank, record: Fact | Oversight) -> list[dict[str, str]]:
+        """Per persona that fits the record (shares a tag with it), in bank order, the persona's
+        slots overlaid with the record's: built once per record (do not modify)."""
+        hit = self._casts.get(id(record))
         if hit is None:
-            hit = self._slots[key] = (persona, record, {**self._record(persona), **self._record(record)})
-        return hit[2]
-
-    def _record(self, record: Fact | Oversight | Persona) -> dict[str, str]:
-        hit = self._one.get(id(record))
-        if hit is None:
-            hit = self._one[id(record)] = (record, _slots(record))
+            own = _slots(record)
+            cast = [{**self._persona(p), **own} for p in bank.personas_for(record.tags)]
+            hit = self._casts[id(record)] = (record, cast)
         return hit[1]
 
-    def personas_for(self, bank: Bank, record: Fact | Oversight) -> list[Persona]:
-        """``bank.personas_for(record.tags)``, worked out once per record (do not modify)."""
-        hit = self._fits.get(id(record))
+    def _persona(self, persona: Persona) -> dict[str, str]:
+        hit = self._personas.get(id(persona))
         if hit is None:
-            hit = self._fits[id(record)] = (record, bank.personas_for(record.tags))
+            hit = self._personas[id(persona)] = (persona, _slots(persona))
         return hit[1]
 
     def cites_source(self, skeleton: Skeleton) -> bool:
@@ -111,15 +107,17 @@ class Filler:
         self,
         skeleton: Skeleton,
         record: Fact | Oversight,
-        persona: Persona,
+        slots: dict[str, str],
         user_index: int,
         polarity: int,
         rng: random.Random,
         fake_source: str,
     ) -> Draft:
-        """One candidate: every draw made and its prompt written; :meth:`Draft.pair` writes the rest."""
+        """One candidate: every draw made and its prompt written; :meth:`Draft.pair` writes the rest.
+
+        ``slots`` are the record's and its persona's (one of :meth:`cast`)."""
         pools = self.pools
-        base = self._common.draw(rng, dict(self.slots(persona, record)))
+        base = self._common.draw(rng, dict(slots))
         base["domain"] = self.domain
         response = choice(rng, skeleton.response)
         if isinstance(record, Fact):

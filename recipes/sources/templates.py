@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.schema import user_item_id
-from recipes.sources.bank import Bank, BankError, Fact, Oversight, Persona, load_bank
+from recipes.sources.bank import Bank, BankError, Fact, Oversight, load_bank
 from recipes.sources.columns import TemplateColumns
 from recipes.sources.draws import choice, shuffle
 from recipes.sources.items import SourceOutput, make_item, prompt_messages
@@ -118,17 +118,19 @@ def _uses_persona(skeleton: Skeleton) -> bool:
 
 def _combos(
     skeleton: Skeleton, bank: Bank, rng: random.Random, fill: Filler
-) -> Iterator[tuple[Fact | Oversight, Persona, int, int]]:
-    """(record, persona, user variant, polarity), records round-robin, polarity rotating per record."""
+) -> Iterator[tuple[Fact | Oversight, dict[str, str], int, int]]:
+    """(record, persona slots, user variant, polarity), records round-robin, polarity rotating per record.
+
+    The persona comes as its slots overlaid with the record's (:meth:`Filler.cast`)."""
     records = list(_records(bank, skeleton))
     shuffle(rng, records)
     n_pol = polarities(skeleton)
     every_persona = _uses_persona(skeleton)
     users = range(len(skeleton.user))
-    options: list[list[list[tuple[Persona, int]]]] = []
+    options: list[list[list[tuple[dict[str, str], int]]]] = []
     for record in records:
-        fit = fill.personas_for(bank, record)
-        people = fit if every_persona else [choice(rng, fit)]
+        cast = fill.cast(bank, record)
+        people = cast if every_persona else [choice(rng, cast)]
         groups = []
         for _ in range(n_pol):
             group = list(product(people, users))
@@ -141,8 +143,8 @@ def _combos(
             polarity = (round_ + j) % n_pol
             group = options[j][polarity]
             if group:
-                persona, user = group.pop()
-                yield record, persona, user, polarity
+                slots, user = group.pop()
+                yield record, slots, user, polarity
 
 
 def _items(
@@ -159,10 +161,10 @@ def _items(
     seen: set[str] = set()
     prompts: set[str] = set()
     source, generator, trait = columns.provenance["source"], skeleton.generator, skeleton.trait
-    for record, persona, user, polarity in _combos(skeleton, bank, rng, fill):
+    for record, slots, user, polarity in _combos(skeleton, bank, rng, fill):
         if len(rows) >= quota:
             break
-        draft = fill.draft(skeleton, record, persona, user, polarity, rng, choice(rng, bank.fake_sources))
+        draft = fill.draft(skeleton, record, slots, user, polarity, rng, choice(rng, bank.fake_sources))
         # The id hashes the prompt alone: a prompt seen verbatim is a repeat (a third of the
         # candidates at 100k), known without hashing it. Drafted all the same: the draws it
         # takes keep the random stream, and so every later item, as it was.
