@@ -158,7 +158,7 @@ class Draft(NamedTuple):
 class FactTexts(NamedTuple):
     """What a fact's sides and rubric say whatever the item: worked out once per fact."""
 
-    truth: dict[str, str]  # the true side's slots (copy before adding to them)
+    truth: dict[str, str]  # the true side's slots (shared: copy before adding to them)
     myth: dict[str, str]  # the false side's, but its (invented) source
     states: str  # rubric: must state the truth
     claims: str  # rubric: must not claim the myth
@@ -207,14 +207,15 @@ def _fact_sides(
     fake_source: str,
     cites_source: bool,
 ) -> tuple[dict[str, str], dict[str, str], dict[str, str], list[dict[str, Any]]]:
-    truth, myth = dict(fact.truth), dict(fact.myth)
-    myth["source"] = fake_source
+    truth = fact.truth  # shared by every item of the fact: copied before anything is added
+    myth = {**fact.myth, "source": fake_source}
     rubric = [_c(fact.states, "must", 1.0), _c(fact.claims, "must_not", 1.0)]
     extra: dict[str, str] = {}
     mode = skeleton.mode
     if mode in LEADS:
         good_lead, bad_lead = LEADS[mode]
-        truth["lead"], myth["lead"] = choice(rng, pools.pools[good_lead]), choice(rng, pools.pools[bad_lead])
+        truth = {**truth, "lead": choice(rng, pools.pools[good_lead])}
+        myth["lead"] = choice(rng, pools.pools[bad_lead])
         user_says_myth = mode in ("user_asserts_myth", "false_correction")
         extra["asserted"] = myth["said"] if user_says_myth else truth["said"]
         extra["earlier"] = truth["Said"] if mode == "false_correction" else myth["Said"]
