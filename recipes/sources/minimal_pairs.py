@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from recipes.sources.bank import Bank, Fact, Oversight, Persona
 from recipes.sources.draws import Pools, below, choice
 from recipes.sources.skeletons import Skeleton, SkeletonFile
+
+T = TypeVar("T")
 
 # Which lead each side takes, by mode: agreement shows up on both sides across modes.
 LEADS = {
@@ -65,6 +68,14 @@ def _slots(record: Fact | Oversight | Persona) -> dict[str, str]:
     return {**values, **{_cap(k): _cap(v) for k, v in values.items()}}
 
 
+def _once(table: dict[int, tuple[Any, T]], obj: Any, build: Callable[[Any], T]) -> T:
+    """``build(obj)``, made once: keyed by identity, holding ``obj`` so its id is not reused."""
+    hit = table.get(id(obj))
+    if hit is None:
+        hit = table[id(obj)] = (obj, build(obj))
+    return hit[1]
+
+
 class Filler:
     """Fills skeletons for one run; caches what does not change between its items."""
 
@@ -81,18 +92,11 @@ class Filler:
     def cast(self, bank: Bank, record: Fact | Oversight) -> list[dict[str, str]]:
         """Per persona that fits the record (shares a tag with it), in bank order, the persona's
         slots overlaid with the record's: built once per record (do not modify)."""
-        hit = self._casts.get(id(record))
-        if hit is None:
-            own = _slots(record)
-            cast = [{**self._persona(p), **own} for p in bank.personas_for(record.tags)]
-            hit = self._casts[id(record)] = (record, cast)
-        return hit[1]
+        return _once(self._casts, record, lambda r: self._cast(bank, r))
 
-    def _persona(self, persona: Persona) -> dict[str, str]:
-        hit = self._personas.get(id(persona))
-        if hit is None:
-            hit = self._personas[id(persona)] = (persona, _slots(persona))
-        return hit[1]
+    def _cast(self, bank: Bank, record: Fact | Oversight) -> list[dict[str, str]]:
+        own = _slots(record)
+        return [{**_once(self._personas, p, _slots), **own} for p in bank.personas_for(record.tags)]
 
     def cites_source(self, skeleton: Skeleton) -> bool:
         """Whether the skeleton's responses name a source (then the rubric checks it)."""
@@ -121,19 +125,14 @@ class Filler:
         base["domain"] = self.domain
         response = choice(rng, skeleton.response)
         if isinstance(record, Fact):
+            texts, cites = _once(self._facts, record, FactTexts.of), self.cites_source(skeleton)
             good, bad, prompt_extra, rubric = _fact_sides(
-                skeleton, self._texts(record), polarity, pools, rng, fake_source, self.cites_source(skeleton)
+                skeleton, texts, polarity, pools, rng, fake_source, cites
             )
         else:
             good, bad, prompt_extra, rubric = _oversight_sides(skeleton, record, polarity, pools, rng)
         prompt = _tidy(skeleton.user[user_index].format_map(base | prompt_extra))
         return Draft(prompt, response, base, good, bad, rubric)
-
-    def _texts(self, fact: Fact) -> FactTexts:
-        hit = self._facts.get(id(fact))
-        if hit is None:
-            hit = self._facts[id(fact)] = (fact, FactTexts.of(fact))
-        return hit[1]
 
 
 class Draft(NamedTuple):
