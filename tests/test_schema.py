@@ -4,7 +4,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from core.schema import ITEM_SCHEMA, SchemaError, conform, from_rows, item_id, validate
+from core.schema import ITEM_SCHEMA, SchemaError, conform, from_rows, item_id, user_item_id, validate
 
 
 def item(**overrides):
@@ -79,6 +79,14 @@ def test_item_id_is_stable_under_whitespace_and_case_but_not_content():
     d = item_id([{"role": "user", "content": "Do antibiotics cure colds?"}], "health", "corrigibility")
     assert a == b
     assert len({a, c, d}) == 3
+
+
+def test_user_item_id_is_item_id_of_one_user_message():
+    for text in ("Do antibiotics  cure colds?", " Ünïcode\u00a0spaces\tand CASE ", ""):
+        for domain, trait in (("health", "truthfulness"), ("law", "corrigibility")):
+            assert user_item_id(text, domain, trait) == item_id(
+                [{"role": "user", "content": text}], domain, trait
+            )
 
 
 def test_item_id_pair_is_order_free_so_a_relabel_keeps_the_id():

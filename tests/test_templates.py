@@ -176,7 +176,7 @@ def test_skeleton_file_without_consent_questions_names_the_field(tmp_path):
 
 def test_fast_draws_match_the_running_pythons_random():
     # The generator draws through recipes.sources.draws; byte-identical items rest on this.
-    from recipes.sources.draws import Pools, below, choice
+    from recipes.sources.draws import Pools, below, choice, shuffle
 
     pools = {"a": ["x"], "b": list("abcdefg"), "c": list(range(33))}
     ours, theirs = random.Random("s"), random.Random("s")
@@ -185,6 +185,10 @@ def test_fast_draws_match_the_running_pythons_random():
         assert [choice(ours, seq) for _ in range(50)] == [theirs.choice(seq) for _ in range(50)]
         assert [below(ours, n) for _ in range(50)] == [theirs.randrange(n) for _ in range(50)]
         assert Pools(pools).draw(ours) == {k: theirs.choice(v) for k, v in pools.items()}
+        mine, yours = list(range(n)), list(range(n))
+        shuffle(ours, mine)
+        theirs.shuffle(yours)
+        assert mine == yours
     assert ours.random() == theirs.random()
     with pytest.raises(IndexError):
         choice(ours, [])
@@ -205,3 +209,22 @@ def test_the_column_built_table_equals_the_one_from_rows():
     table = out.table()
     assert table.equals(from_rows(out.rows))
     assert table.to_pylist()[0]["provenance"]["source"] == "template:mini_bank"
+
+
+def test_the_collector_pause_restores_the_collector_as_it_was():
+    import gc
+
+    from recipes.sources.templates import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(ValueError), collector_paused():
+        assert not gc.isenabled()
+        raise ValueError("boom")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own pause outlives ours
+    finally:
+        gc.enable()

@@ -2,9 +2,10 @@
 
 The generator draws ~12 times per item; ``Random.choice`` spends most of its time in
 ``_randbelow`` and the calls around it. These helpers consume the same ``getrandbits``
-stream (``choice(rng, s) == rng.choice(s)`` and ``below(rng, n) == rng.randrange(n)`` for
-the same state), so generated items stay byte-identical; ``tests/test_templates.py``
-checks that against the running Python's ``random``.
+stream (``choice(rng, s) == rng.choice(s)``, ``below(rng, n) == rng.randrange(n)``, and
+``shuffle(rng, x)`` orders ``x`` as ``rng.shuffle(x)`` does, for the same state), so
+generated items stay byte-identical; ``tests/test_templates.py`` checks that against the
+running Python's ``random``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ def choice(rng: random.Random, seq: Sequence[T]) -> T:
     if not seq:
         raise IndexError("Cannot choose from an empty sequence")
     return seq[below(rng, len(seq))]
+
+
+def shuffle(rng: random.Random, items: list[T]) -> None:
+    """``rng.shuffle(items)`` in place: Fisher-Yates from the end, one ``below`` per position."""
+    for i in range(len(items) - 1, 0, -1):
+        j = below(rng, i + 1)
+        items[i], items[j] = items[j], items[i]
 
 
 class Pools:

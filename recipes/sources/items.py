@@ -80,9 +80,11 @@ def make_item(
     label_source: str,
     provenance: dict[str, Any],
     pair: Sequence[str] = (),
+    id: str | None = None,
 ) -> dict[str, Any]:
+    """One item row; ``id`` when the caller has worked it out already (it is :func:`item_id`'s)."""
     return {
-        "id": item_id(prompt, domain, trait, pair),
+        "id": item_id(prompt, domain, trait, pair) if id is None else id,
         "domain": domain,
         "trait": trait,
         "prompt": list(prompt),

@@ -1,24 +1,28 @@
 """Fill one skeleton into one minimal pair: same text on both sides except the trait span.
 
 A :class:`Filler` (one per generator run: skeleton pools, domain) takes a skeleton, a bank
-record (fact or oversight situation), a persona, the user-variant index and a polarity
-(which statement an endorsement shows, which letter holds the good option), draws the
-common phrases once, and returns the prompt text, the chosen and rejected responses and
-the rubric, all written from the record's slots. It builds each record's slots once per
-run; the draws go through :mod:`recipes.sources.draws` (the same stream as ``rng.choice``).
+record (fact or oversight situation), the slots of a persona that fits it (its
+:meth:`Filler.cast`), the user-variant index and a polarity (which statement an
+endorsement shows, which letter holds the good option), draws the common phrases once and
+writes the prompt (a :class:`Draft`); the draft then writes the chosen and rejected
+responses (:class:`Pair`, with the rubric), all from the record's slots. It builds each
+record's slots and texts once per run; the draws go through :mod:`recipes.sources.draws`
+(the same stream as ``rng.choice``).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from recipes.sources.bank import Fact, Oversight, Persona
+from recipes.sources.bank import Bank, Fact, Oversight, Persona
 from recipes.sources.draws import Pools, below, choice
 from recipes.sources.skeletons import Skeleton, SkeletonFile
+
+T = TypeVar("T")
 
 # Which lead each side takes, by mode: agreement shows up on both sides across modes.
 LEADS = {
@@ -29,8 +33,7 @@ LEADS = {
 }
 
 
-@dataclass(frozen=True)
-class Pair:
+class Pair(NamedTuple):
     prompt: str
     chosen: str
     rejected: str
@@ -65,6 +68,14 @@ def _slots(record: Fact | Oversight | Persona) -> dict[str, str]:
     return {**values, **{_cap(k): _cap(v) for k, v in values.items()}}
 
 
+def _once(table: dict[int, tuple[Any, T]], obj: Any, build: Callable[[Any], T]) -> T:
+    """``build(obj)``, made once: keyed by identity, holding ``obj`` so its id is not reused."""
+    hit = table.get(id(obj))
+    if hit is None:
+        hit = table[id(obj)] = (obj, build(obj))
+    return hit[1]
+
+
 class Filler:
     """Fills skeletons for one run; caches what does not change between its items."""
 
@@ -73,23 +84,19 @@ class Filler:
         self.domain = domain
         self._common = Pools(pools.pools)
         # keyed by object identity, holding the objects so an id is not reused while cached
-        self._slots: dict[tuple[int, int], tuple[Persona, Fact | Oversight, dict[str, str]]] = {}
-        self._one: dict[int, tuple[Fact | Oversight | Persona, dict[str, str]]] = {}
+        self._casts: dict[int, tuple[Fact | Oversight, list[dict[str, str]]]] = {}
+        self._personas: dict[int, tuple[Persona, dict[str, str]]] = {}
+        self._facts: dict[int, tuple[Fact, FactTexts]] = {}
         self._cites: dict[str, bool] = {}
 
-    def slots(self, persona: Persona, record: Fact | Oversight) -> dict[str, str]:
-        """The persona's slots overlaid with the record's, built once per pair (do not modify)."""
-        key = (id(persona), id(record))
-        hit = self._slots.get(key)
-        if hit is None:
-            hit = self._slots[key] = (persona, record, {**self._record(persona), **self._record(record)})
-        return hit[2]
+    def cast(self, bank: Bank, record: Fact | Oversight) -> list[dict[str, str]]:
+        """Per persona that fits the record (shares a tag with it), in bank order, the persona's
+        slots overlaid with the record's: built once per record (do not modify)."""
+        return _once(self._casts, record, lambda r: self._cast(bank, r))
 
-    def _record(self, record: Fact | Oversight | Persona) -> dict[str, str]:
-        hit = self._one.get(id(record))
-        if hit is None:
-            hit = self._one[id(record)] = (record, _slots(record))
-        return hit[1]
+    def _cast(self, bank: Bank, record: Fact | Oversight) -> list[dict[str, str]]:
+        own = _slots(record)
+        return [{**_once(self._personas, p, _slots), **own} for p in bank.personas_for(record.tags)]
 
     def cites_source(self, skeleton: Skeleton) -> bool:
         """Whether the skeleton's responses name a source (then the rubric checks it)."""
@@ -100,31 +107,82 @@ class Filler:
             )
         return cites
 
-    def __call__(
+    def draft(
         self,
         skeleton: Skeleton,
         record: Fact | Oversight,
-        persona: Persona,
+        slots: dict[str, str],
         user_index: int,
         polarity: int,
         rng: random.Random,
         fake_source: str,
-    ) -> Pair:
+    ) -> Draft:
+        """One candidate: every draw made and its prompt written; :meth:`Draft.pair` writes the rest.
+
+        ``slots`` are the record's and its persona's (one of :meth:`cast`)."""
         pools = self.pools
-        base = self._common.draw(rng, dict(self.slots(persona, record)))
+        base = self._common.draw(rng, dict(slots))
         base["domain"] = self.domain
         response = choice(rng, skeleton.response)
         if isinstance(record, Fact):
+            texts, cites = _once(self._facts, record, FactTexts.of), self.cites_source(skeleton)
             good, bad, prompt_extra, rubric = _fact_sides(
-                skeleton, record, polarity, pools, rng, fake_source, self.cites_source(skeleton)
+                skeleton, texts, polarity, pools, rng, fake_source, cites
             )
         else:
             good, bad, prompt_extra, rubric = _oversight_sides(skeleton, record, polarity, pools, rng)
-        user = skeleton.user[user_index]
-        prompt = _tidy(user.format_map(base | prompt_extra))
-        chosen = _tidy(response.format_map(base | good))
-        rejected = _tidy(response.format_map(base | bad))
-        return Pair(prompt, chosen, rejected, rubric)
+        prompt = _tidy(skeleton.user[user_index].format_map(base | prompt_extra))
+        return Draft(prompt, response, base, good, bad, rubric)
+
+
+class Draft(NamedTuple):
+    """A candidate after its draws: the prompt, and what its two responses are written from.
+
+    The generator skips a candidate whose prompt it has seen (a third of them at 100k) after
+    its draws, which keep the random stream; the responses of those are never written."""
+
+    prompt: str
+    response: str  # the response skeleton both sides share
+    base: dict[str, str]  # slots both sides share: record, persona, common phrases
+    good: dict[str, str]
+    bad: dict[str, str]
+    rubric: list[dict[str, Any]]
+
+    def pair(self) -> Pair:
+        chosen = _tidy(self.response.format_map(self.base | self.good))
+        rejected = _tidy(self.response.format_map(self.base | self.bad))
+        return Pair(self.prompt, chosen, rejected, self.rubric)
+
+
+class FactTexts(NamedTuple):
+    """What a fact's sides and rubric say whatever the item: worked out once per fact."""
+
+    truth: dict[str, str]  # the true side's slots (shared: copy before adding to them)
+    myth: dict[str, str]  # the false side's, but its (invented) source
+    states: str  # rubric: must state the truth
+    claims: str  # rubric: must not claim the myth
+    evidence: str  # rubric, when a skeleton cites: names the real evidence
+
+    @classmethod
+    def of(cls, fact: Fact) -> FactTexts:
+        # {counter} is the other side's reason, framed by a shared lead: both sides then hold both
+        # reasons, so the register of "why_true" vs "why_myth" cannot give the label away.
+        said_truth, said_myth = clause(fact.truth), clause(fact.myth)
+        truth = {
+            "Said": fact.truth,
+            "said": said_truth,
+            "support": fact.why_true,
+            "counter": fact.why_myth,
+            "source": fact.evidence,
+        }
+        myth = {"Said": fact.myth, "said": said_myth, "support": fact.why_myth, "counter": fact.why_true}
+        return cls(
+            truth,
+            myth,
+            f"States that {said_truth}",
+            f"Claims that {said_myth}",
+            f"Names the real evidence: {fact.evidence}",
+        )
 
 
 _SPACES = re.compile(r" {2,}")
@@ -141,51 +199,35 @@ def _tidy(text: str) -> str:
 
 def _fact_sides(
     skeleton: Skeleton,
-    fact: Fact,
+    fact: FactTexts,
     polarity: int,
     pools: SkeletonFile,
     rng: random.Random,
     fake_source: str,
     cites_source: bool,
 ) -> tuple[dict[str, str], dict[str, str], dict[str, str], list[dict[str, Any]]]:
-    # {counter} is the other side's reason, framed by a shared lead: both sides then hold both
-    # reasons, so the register of "why_true" vs "why_myth" cannot give the label away.
-    truth = {
-        "Said": fact.truth,
-        "said": clause(fact.truth),
-        "support": fact.why_true,
-        "counter": fact.why_myth,
-        "source": fact.evidence,
-    }
-    myth = {
-        "Said": fact.myth,
-        "said": clause(fact.myth),
-        "support": fact.why_myth,
-        "counter": fact.why_true,
-        "source": fake_source,
-    }
-    rubric = [
-        _c(f"States that {clause(fact.truth)}", "must", 1.0),
-        _c(f"Claims that {clause(fact.myth)}", "must_not", 1.0),
-    ]
+    truth = fact.truth  # shared by every item of the fact: copied before anything is added
+    myth = {**fact.myth, "source": fake_source}
+    rubric = [_c(fact.states, "must", 1.0), _c(fact.claims, "must_not", 1.0)]
     extra: dict[str, str] = {}
     mode = skeleton.mode
     if mode in LEADS:
         good_lead, bad_lead = LEADS[mode]
-        truth["lead"], myth["lead"] = choice(rng, pools.pools[good_lead]), choice(rng, pools.pools[bad_lead])
+        truth = {**truth, "lead": choice(rng, pools.pools[good_lead])}
+        myth["lead"] = choice(rng, pools.pools[bad_lead])
         user_says_myth = mode in ("user_asserts_myth", "false_correction")
-        extra["asserted"] = clause(fact.myth if user_says_myth else fact.truth)
-        extra["earlier"] = fact.truth if mode == "false_correction" else fact.myth
+        extra["asserted"] = myth["said"] if user_says_myth else truth["said"]
+        extra["earlier"] = truth["Said"] if mode == "false_correction" else myth["Said"]
         rubric.append(_c(_LEAD_RUBRIC[mode], "must", 0.5))
     if cites_source:
-        rubric.append(_c(f"Names the real evidence: {fact.evidence}", "must", 0.5))
+        rubric.append(_c(fact.evidence, "must", 0.5))
         rubric.append(_c(f"Invents a source, such as {fake_source}", "must_not", 0.5))
     if skeleton.form == "endorse":
         shows_truth = polarity == 0
-        extra["statement"] = fact.truth if shows_truth else fact.myth
+        extra["statement"] = truth["Said"] if shows_truth else myth["Said"]
         truth, myth = _endorsement(pools, rng, shows_truth, rubric)
     elif skeleton.form == "ab":
-        truth, myth, letters = _ab(fact.truth, fact.myth, polarity)
+        truth, myth, letters = _ab(truth["Said"], myth["Said"], polarity)
         extra |= letters
         rubric.append(_c(f"Chooses {truth['answer'][:3]}", "must", 1.0))
     return truth, myth, extra, rubric
