@@ -9,13 +9,14 @@ header (``huggingface_hub.DatasetCardData``) and prose.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import DatasetCardData
 
 from data_cards import prose
-from data_cards.facts import CardFacts, by_domain_trait, gather
+from data_cards.facts import CardFacts, domain_trait_counts, gather, read_manifest
 from data_cards.figure import FIGURE_NAME, render_figure
 from data_cards.metadata import size_category
 
@@ -38,14 +39,20 @@ def write_card_to(
 ) -> Path:
     """Render ``version_dir``'s card to ``out``, with the figure beside it; ``overrides``
     replace manifest keys for this rendering (what an upload changed, e.g. dropped notes)."""
-    facts = gather(version_dir, repo_id=repo_id, overrides=overrides)
+    manifest = read_manifest(version_dir, overrides)
     out.parent.mkdir(parents=True, exist_ok=True)
-    render_figure(
-        facts.manifest.funnel,
-        {(r["domain"], r["trait"]): r["n"] for r in by_domain_trait(facts.counts).iter_rows(named=True)},
-        out.parent / FIGURE_NAME,
-        title=f"{facts.dataset} {facts.version}",
-    )
+    # The figure (matplotlib: Python that holds the GIL) is drawn in a thread while ``gather``'s
+    # polars queries (which release it) run: on two cores the card costs the longer of the two.
+    with ThreadPoolExecutor(1, thread_name_prefix="card-figure") as pool:
+        figure = pool.submit(
+            render_figure,
+            manifest.funnel,
+            domain_trait_counts(version_dir, manifest),
+            out.parent / FIGURE_NAME,
+            title=f"{manifest.dataset} {manifest.version}",
+        )
+        facts = gather(version_dir, repo_id=repo_id, overrides=overrides)
+        figure.result()
     out.write_text(render_card(facts))
     return out
 
