@@ -7,6 +7,7 @@ the facts into Hub metadata, ``prose`` into text. Neither imports the other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,15 +64,18 @@ class CardFacts:
 
 
 def gather(
-    version_dir: Path, repo_id: str | None = None, overrides: dict[str, Any] | None = None
+    version_dir: Path,
+    repo_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    stats: Callable[[], pl.DataFrame] | None = None,
 ) -> CardFacts:
     """The facts of the version in ``version_dir``; ``overrides`` replace manifest keys (what an
     upload changed). The splits the card (and the Hub) declare leave out empty ones:
-    ``datasets`` cannot load a split from an empty parquet file."""
+    ``datasets`` cannot load a split from an empty parquet file. ``stats``: returns
+    ``surface_stats(item_scan(...))`` computed elsewhere (a thread); called after the other facts."""
     manifest = read_manifest(version_dir, overrides)
     split_files = {s: split_file(s) for s in manifest.non_empty_splits()}
     items = _scan(version_dir, split_files)
-    stats = surface_stats(items)
     summary = items.select(
         pl.col("provenance").struct.field("generator").n_unique().alias("generators"),
     ).collect()
@@ -82,14 +86,16 @@ def gather(
             items.group_by("label_source").agg(n=pl.len()).sort("label_source").collect().iter_rows()
         ),
         generators=summary["generators"][0] if summary.height else 0,
-        stats=stats,
-        warnings=surface_warnings(stats),
+        stats=pl.DataFrame(),
+        warnings=[],
         license=derive_license(manifest.sources, manifest.license, manifest.recipe),
         info=dataset_info(version_dir, manifest.rows, split_files),
         repo_id=repo_id,
     )
     facts.lineage, facts.lineage_note = _lineage(version_dir, manifest)
     facts.rubrics = rubric_coverage(items)
+    facts.stats = stats() if stats else surface_stats(items)
+    facts.warnings = surface_warnings(facts.stats)
     return facts
 
 
@@ -99,6 +105,11 @@ def read_manifest(version_dir: Path, overrides: dict[str, Any] | None = None) ->
     if overrides:
         manifest = Manifest.model_validate({**manifest.model_dump(mode="json"), **overrides})
     return manifest
+
+
+def item_scan(version_dir: Path, manifest: Manifest) -> pl.LazyFrame:
+    """The card's columns of every non-empty split, with a ``split`` column."""
+    return _scan(version_dir, {s: split_file(s) for s in manifest.non_empty_splits()})
 
 
 def domain_trait_counts(version_dir: Path, manifest: Manifest) -> dict[tuple[str, str], int]:
