@@ -46,7 +46,7 @@ _DESCRIPTIVE = {MANIFEST_FILE, "README.md", "card.png"}
 
 CardRenderer = Callable[[Path], None]
 # Extra manifest keys, or a callable that returns them: called once the data files are written,
-# so a slow figure (the runner's surface-cue audit) is computed while pyarrow writes them.
+# so a slow entry (the runner's surface-cue audit) is computed while pyarrow writes them.
 Meta = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
 

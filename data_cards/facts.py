@@ -79,24 +79,25 @@ def gather(
     summary = items.select(
         pl.col("provenance").struct.field("generator").n_unique().alias("generators"),
     ).collect()
-    facts = CardFacts(
+    counts = items.group_by("domain", "trait", "split").agg(n=pl.len()).sort("domain", "trait").collect()
+    sources = items.group_by("label_source").agg(n=pl.len()).sort("label_source").collect()
+    lineage, lineage_note = _lineage(version_dir, manifest)
+    rubrics = rubric_coverage(items)
+    surface = stats() if stats else surface_stats(items)  # last: a thread may still be computing it
+    return CardFacts(
         manifest=manifest,
-        counts=items.group_by("domain", "trait", "split").agg(n=pl.len()).sort("domain", "trait").collect(),
-        label_sources=dict(
-            items.group_by("label_source").agg(n=pl.len()).sort("label_source").collect().iter_rows()
-        ),
+        counts=counts,
+        label_sources=dict(sources.iter_rows()),
         generators=summary["generators"][0] if summary.height else 0,
-        stats=pl.DataFrame(),
-        warnings=[],
+        stats=surface,
+        warnings=surface_warnings(surface),
         license=derive_license(manifest.sources, manifest.license, manifest.recipe),
         info=dataset_info(version_dir, manifest.rows, split_files),
+        lineage=lineage,
+        lineage_note=lineage_note,
         repo_id=repo_id,
+        rubrics=rubrics,
     )
-    facts.lineage, facts.lineage_note = _lineage(version_dir, manifest)
-    facts.rubrics = rubric_coverage(items)
-    facts.stats = stats() if stats else surface_stats(items)
-    facts.warnings = surface_warnings(facts.stats)
-    return facts
 
 
 def read_manifest(version_dir: Path, overrides: dict[str, Any] | None = None) -> Manifest:
