@@ -337,7 +337,7 @@ def test_card_shows_the_surface_cue_audit_from_the_manifest(tmp_path: Path) -> N
 
 
 def test_the_figure_is_the_one_drawn_from_gathered_counts(tmp_path: Path) -> None:
-    """The figure, drawn in a thread from two columns, equals one drawn from ``gather``'s counts."""
+    """The figure, drawn from two columns beside the threaded stats, equals one from ``gather``'s counts."""
     from data_cards.facts import by_domain_trait, domain_trait_counts
     from data_cards.figure import render_figure
 
