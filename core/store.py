@@ -45,6 +45,9 @@ LATEST = "latest"  # write_version(parent=LATEST): the version before the one th
 _DESCRIPTIVE = {MANIFEST_FILE, "README.md", "card.png"}
 
 CardRenderer = Callable[[Path], None]
+# Extra manifest keys, or a callable that returns them: called once the data files are written,
+# so a slow entry (the runner's surface-cue audit) is computed while pyarrow writes them.
+Meta = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
 
 def split_file(split: str) -> str:
@@ -196,7 +199,7 @@ class Store:
         funnel: list[dict[str, Any]] | None = None,
         side: Mapping[str, pa.Table | pl.DataFrame] | None = None,
         files: Mapping[str, str | bytes] | None = None,
-        meta: Mapping[str, Any] | None = None,
+        meta: Meta | None = None,
         skip_identical: bool = False,
     ) -> Version:
         """Write a new version atomically and return it.
@@ -207,7 +210,9 @@ class Store:
         the version before the one this write claims, read when the number is taken, so
         concurrent writers each name the right parent. With ``skip_identical``, a version
         whose files all match the parent's is not written: the parent comes back with
-        ``reused=True``.
+        ``reused=True``. ``meta`` adds manifest keys; when it is a callable it is called after
+        the data files are written (it may wait on work done meanwhile), and if it raises,
+        nothing is written and the error propagates.
         """
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", dataset):
             raise StoreError(f"bad dataset name {dataset!r}: use letters, digits, '.', '_' and '-'")
@@ -223,6 +228,7 @@ class Store:
         tmp = make_staging(folder)
         try:
             checksums = self._write_files(tmp, conformed, side or {}, files or {})
+            extra = meta() if callable(meta) else meta
             manifest = Manifest.model_validate(
                 {
                     "dataset": dataset,
@@ -233,7 +239,7 @@ class Store:
                     "side_rows": {name: _rows(t) for name, t in (side or {}).items()},
                     "files": checksums,
                     "funnel": funnel or [],
-                    **dict(meta or {}),
+                    **dict(extra or {}),
                 }
             )
             if skip_identical:

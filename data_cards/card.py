@@ -9,15 +9,17 @@ header (``huggingface_hub.DatasetCardData``) and prose.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import DatasetCardData
 
 from data_cards import prose
-from data_cards.facts import CardFacts, by_domain_trait, gather
+from data_cards.facts import CardFacts, domain_trait_counts, gather, item_scan, read_manifest
 from data_cards.figure import FIGURE_NAME, render_figure
 from data_cards.metadata import size_category
+from data_cards.stats import surface_stats
 
 # label_source → the Hub's annotations_creators vocabulary
 _CREATORS = {
@@ -38,14 +40,20 @@ def write_card_to(
 ) -> Path:
     """Render ``version_dir``'s card to ``out``, with the figure beside it; ``overrides``
     replace manifest keys for this rendering (what an upload changed, e.g. dropped notes)."""
-    facts = gather(version_dir, repo_id=repo_id, overrides=overrides)
+    manifest = read_manifest(version_dir, overrides)
     out.parent.mkdir(parents=True, exist_ok=True)
-    render_figure(
-        facts.manifest.funnel,
-        {(r["domain"], r["trait"]): r["n"] for r in by_domain_trait(facts.counts).iter_rows(named=True)},
-        out.parent / FIGURE_NAME,
-        title=f"{facts.dataset} {facts.version}",
-    )
+    # The surface statistics (two long polars queries, which release the GIL) run in a thread
+    # while this one draws the figure (matplotlib: Python, holding the GIL) and gathers the rest:
+    # on two cores the card costs about the longer of the two.
+    with ThreadPoolExecutor(1, thread_name_prefix="card-stats") as pool:
+        stats = pool.submit(surface_stats, item_scan(version_dir, manifest))
+        render_figure(
+            manifest.funnel,
+            domain_trait_counts(version_dir, manifest),
+            out.parent / FIGURE_NAME,
+            title=f"{manifest.dataset} {manifest.version}",
+        )
+        facts = gather(version_dir, repo_id=repo_id, overrides=overrides, stats=stats.result)
     out.write_text(render_card(facts))
     return out
 

@@ -7,6 +7,7 @@ the facts into Hub metadata, ``prose`` into text. Neither imports the other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,36 +64,68 @@ class CardFacts:
 
 
 def gather(
-    version_dir: Path, repo_id: str | None = None, overrides: dict[str, Any] | None = None
+    version_dir: Path,
+    repo_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    stats: Callable[[], pl.DataFrame] | None = None,
 ) -> CardFacts:
     """The facts of the version in ``version_dir``; ``overrides`` replace manifest keys (what an
     upload changed). The splits the card (and the Hub) declare leave out empty ones:
-    ``datasets`` cannot load a split from an empty parquet file."""
-    manifest = Manifest.read(version_dir)
-    if overrides:
-        manifest = Manifest.model_validate({**manifest.model_dump(mode="json"), **overrides})
+    ``datasets`` cannot load a split from an empty parquet file. ``stats``: returns
+    ``surface_stats(item_scan(...))`` computed elsewhere (a thread); called after the other facts."""
+    manifest = read_manifest(version_dir, overrides)
     split_files = {s: split_file(s) for s in manifest.non_empty_splits()}
     items = _scan(version_dir, split_files)
-    stats = surface_stats(items)
     summary = items.select(
         pl.col("provenance").struct.field("generator").n_unique().alias("generators"),
     ).collect()
-    facts = CardFacts(
+    counts = items.group_by("domain", "trait", "split").agg(n=pl.len()).sort("domain", "trait").collect()
+    sources = items.group_by("label_source").agg(n=pl.len()).sort("label_source").collect()
+    lineage, lineage_note = _lineage(version_dir, manifest)
+    rubrics = rubric_coverage(items)
+    surface = stats() if stats else surface_stats(items)  # last: a thread may still be computing it
+    return CardFacts(
         manifest=manifest,
-        counts=items.group_by("domain", "trait", "split").agg(n=pl.len()).sort("domain", "trait").collect(),
-        label_sources=dict(
-            items.group_by("label_source").agg(n=pl.len()).sort("label_source").collect().iter_rows()
-        ),
+        counts=counts,
+        label_sources=dict(sources.iter_rows()),
         generators=summary["generators"][0] if summary.height else 0,
-        stats=stats,
-        warnings=surface_warnings(stats),
+        stats=surface,
+        warnings=surface_warnings(surface),
         license=derive_license(manifest.sources, manifest.license, manifest.recipe),
         info=dataset_info(version_dir, manifest.rows, split_files),
+        lineage=lineage,
+        lineage_note=lineage_note,
         repo_id=repo_id,
+        rubrics=rubrics,
     )
-    facts.lineage, facts.lineage_note = _lineage(version_dir, manifest)
-    facts.rubrics = rubric_coverage(items)
-    return facts
+
+
+def read_manifest(version_dir: Path, overrides: dict[str, Any] | None = None) -> Manifest:
+    """The version's manifest, with ``overrides`` replacing keys."""
+    manifest = Manifest.read(version_dir)
+    if overrides:
+        manifest = Manifest.model_validate({**manifest.model_dump(mode="json"), **overrides})
+    return manifest
+
+
+def item_scan(version_dir: Path, manifest: Manifest) -> pl.LazyFrame:
+    """The card's columns of every non-empty split, with a ``split`` column."""
+    return _scan(version_dir, {s: split_file(s) for s in manifest.non_empty_splits()})
+
+
+def domain_trait_counts(version_dir: Path, manifest: Manifest) -> dict[tuple[str, str], int]:
+    """Accepted items per (domain, trait) over every split: the figure's grid, from two columns only
+    (what ``by_domain_trait(gather(...).counts)`` says, without waiting for the rest of the facts)."""
+    split_files = [split_file(s) for s in manifest.non_empty_splits()]
+    if not split_files:
+        return {}
+    counts = (
+        pl.concat([pl.scan_parquet(version_dir / rel).select("domain", "trait") for rel in split_files])
+        .group_by("domain", "trait")
+        .agg(n=pl.len())
+        .collect()
+    )
+    return {(d, t): n for d, t, n in counts.iter_rows()}
 
 
 def rubric_coverage(items: pl.LazyFrame) -> pl.DataFrame:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -99,11 +100,12 @@ def run_recipe(
     routed = items.filter(pl.col("status") == "routed")
     funnel.add("accept", items.height, accepted.height, {"routed": routed.height} if routed.height else {})
 
-    audited = _audit(accepted) if audit else {}
     start("writing the version and its card", None)
-    version = store.write_version(
+    version = write_accepted(
+        store,
         recipe.dataset_name,
-        {split: accepted.filter(pl.col("split") == split) for split in ("train", "test")},
+        accepted,
+        audit=audit,
         parent=LATEST,  # read when the version number is taken: right under concurrent runs
         recipe_hash=recipe_hash,
         funnel=funnel.steps,
@@ -111,12 +113,27 @@ def run_recipe(
         files=_side_files(recipe, source),
         meta=_meta(recipe, seed, chosen_traits, trial=limit is not None)
         | {"engine": engine.meta(partitions)}
-        | ({"llm": llm_manifest(recipe, llm)} if llm else {})
-        | audited,
+        | ({"llm": llm_manifest(recipe, llm)} if llm else {}),
         skip_identical=skip_identical,
     )
     warning = quarantine_warning(recipe, source)
     return RunResult(version, funnel.steps, len(source.quarantine), [warning] if warning else [])
+
+
+def write_accepted(
+    store: Store, dataset: str, accepted: pl.DataFrame, *, audit: bool, meta: dict[str, Any], **write: Any
+) -> Version:
+    """Write ``accepted`` (with its ``split`` column) as a version; with ``audit``, the surface-cue
+    audit joins ``meta``. The audit runs in a thread while the store writes the parquet files
+    (pyarrow and polars release the GIL, so the two share both cores); the store asks for the
+    meta only after, and an audit that fails leaves no version. ``write``: ``write_version``'s
+    other keywords."""
+    splits = {split: accepted.filter(pl.col("split") == split) for split in ("train", "test")}
+    if not audit:
+        return store.write_version(dataset, splits, meta=meta, **write)
+    with ThreadPoolExecutor(1, thread_name_prefix="surface-audit") as pool:
+        audited = pool.submit(_audit, accepted)
+        return store.write_version(dataset, splits, meta=lambda: meta | audited.result(), **write)
 
 
 def _audit(accepted: pl.DataFrame) -> dict[str, Any]:

@@ -334,3 +334,18 @@ def test_card_shows_the_surface_cue_audit_from_the_manifest(tmp_path: Path) -> N
     )
     plain = (write(tmp_path / "b", items(20)).path / "README.md").read_text()
     assert "## Surface-cue audit" not in plain
+
+
+def test_the_figure_is_the_one_drawn_from_gathered_counts(tmp_path: Path) -> None:
+    """The figure, drawn from two columns beside the threaded stats, equals one from ``gather``'s counts."""
+    from data_cards.facts import by_domain_trait, domain_trait_counts
+    from data_cards.figure import render_figure
+
+    rows = items(40) + items(30, start=100, domain="science", trait="corrigibility")
+    version = write(tmp_path, rows, traits=["truthfulness", "corrigibility"], domain="health")
+    facts = gather(version.path)
+    counts = {(r["domain"], r["trait"]): r["n"] for r in by_domain_trait(facts.counts).iter_rows(named=True)}
+    assert domain_trait_counts(version.path, facts.manifest) == counts
+    assert counts == {("health", "truthfulness"): 40, ("science", "corrigibility"): 30}
+    again = render_figure(facts.manifest.funnel, counts, tmp_path / "again.png", title=f"{facts.dataset} v1")
+    assert again.read_bytes() == (version.path / "card.png").read_bytes()

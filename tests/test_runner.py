@@ -190,3 +190,25 @@ def test_builtin_recipes_name_the_shared_benchmarks_as_optional():
         benchmarks = load_recipe(name).curation.decontam.benchmarks
         assert {b.name for b in benchmarks} == {"truthfulqa", "corrigible-neutral-HHH"}
         assert all(b.optional and "/shared/data/" in b.path for b in benchmarks)
+
+
+def test_the_audit_runs_beside_the_writes_and_a_failing_one_leaves_no_version(tmp_path, monkeypatch):
+    import recipes.runner as runner
+    from curation.surface_audit import audit
+
+    store = Store(tmp_path / "store", card_renderer=lambda d: None)
+    recipe = load_recipe(write_recipe(tmp_path, MINI))
+    audited = []
+    monkeypatch.setattr(runner, "surface_audit", lambda frame: audited.append(frame) or audit(frame))
+    version = run_recipe(recipe, store).version
+    assert version.manifest["audit"] == audit(audited[0]).to_dict()
+    assert audited[0].height == version.manifest.total_rows
+
+    def broken(frame):
+        raise RuntimeError("audit broke")
+
+    monkeypatch.setattr(runner, "surface_audit", broken)
+    with pytest.raises(RuntimeError, match="audit broke"):
+        run_recipe(recipe, store, seed=1)
+    assert [v.name for v in store.versions(recipe.dataset_name)] == ["v1"]
+    assert [p.name for p in (store.root / recipe.dataset_name).iterdir()] == ["v1"]

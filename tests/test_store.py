@@ -112,3 +112,27 @@ def test_dataset_dict_loads_with_datasets(store_dir):
     dd = version.dataset_dict()
     assert dd["train"].num_rows == 2 and dd["train"].features == dd["test"].features
     assert dd["train"][0]["chosen"] == [{"role": "assistant", "content": "No; colds are viral."}]
+
+
+def test_a_callable_meta_is_called_after_the_data_files_are_written(store_dir):
+    seen = []
+
+    def meta():
+        staging = [p for p in (store_dir / "ds").iterdir() if p.name.startswith(".tmp-")]
+        seen.append(sorted(p.name for p in (staging[0] / "data").iterdir()))
+        return {"audit": {"accuracy": 0.5}}
+
+    version = Store(store_dir, card_renderer=lambda d: None).write_version(
+        "ds", {"train": rows("a")}, meta=meta
+    )
+    assert seen == [["train-00000-of-00001.parquet"]]
+    assert version.manifest["audit"] == {"accuracy": 0.5}
+
+
+def test_a_callable_meta_that_raises_leaves_nothing(store_dir):
+    def meta():
+        raise ValueError("audit broke")
+
+    with pytest.raises(ValueError, match="audit broke"):
+        Store(store_dir, card_renderer=lambda d: None).write_version("ds", {"train": rows("a")}, meta=meta)
+    assert Store(store_dir).versions("ds") == [] and list((store_dir / "ds").iterdir()) == []
