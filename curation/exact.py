@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import polars as pl
 
@@ -15,7 +14,6 @@ class ExactDedupe:
     """Keep the first row of each id (input order is deterministic), drop the rest."""
 
     name: str = "exact_dedupe"
-    edits_text: ClassVar[bool] = False  # see curation.lookahead
 
     def __call__(self, items: pl.DataFrame) -> StageResult:
         first = pl.int_range(pl.len()).over("id") == 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 import polars as pl
@@ -31,7 +30,6 @@ class NearDedupe:
     config: DedupeConfig = field(default_factory=DedupeConfig)
     reference: pl.DataFrame | None = None  # items of earlier versions: never dropped, never re-added
     reference_name: str = "reference"
-    edits_text: ClassVar[bool] = False  # see curation.lookahead
     progress: Callable[[int], None] | None = None
     name: str = "near_dedupe"
 

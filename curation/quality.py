@@ -50,11 +50,6 @@ class QualityFilter:
     fields: tuple[str, ...] = ("prompt", "chosen", "rejected")  # those present are checked
     name: str = "filter"
 
-    @property
-    def edits_text(self) -> bool:
-        """Redacting PII rewrites the texts later stages read (see curation.lookahead)."""
-        return self.config.pii == "redact"
-
     def __call__(self, items: pl.DataFrame) -> StageResult:
         present = [f for f in self.fields if f in items.columns]
         for column in present:

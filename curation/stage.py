@@ -29,30 +29,6 @@ class Stage(Protocol):
     def __call__(self, items: pl.DataFrame) -> StageResult: ...
 
 
-@dataclass
-class Prepared:
-    """What a row-wise stage's heavy part found: ``rows`` holds one row per item it read, in order;
-    ``context`` what holds for all of them (e.g. the benchmarks checked)."""
-
-    rows: pl.DataFrame
-    context: Any = None
-
-    def take(self, positions: pl.Series) -> Prepared:
-        """The rows at ``positions``: what was found for a subset of the items, in its order."""
-        return Prepared(self.rows[positions], self.context)
-
-
-class RowwiseStage(Stage, Protocol):
-    """A stage whose heavy part reads each row alone (:meth:`prepare`, which never reports progress
-    when the engine calls it), so it can run ahead on a superset of the rows the stage will get;
-    :meth:`finish` decides on the rows it does get. ``stage(items)`` is
-    ``finish(items, prepare(items))``."""
-
-    def prepare(self, items: pl.DataFrame) -> Prepared: ...
-
-    def finish(self, items: pl.DataFrame, prepared: Prepared) -> StageResult: ...
-
-
 StageStart = Callable[[str, int | None], None]  # (stage name, rows it gets)
 
 
@@ -139,21 +115,15 @@ def run_stages(
     items: pl.DataFrame, stages: list[Stage], funnel: Funnel, on_stage: StageStart | None = None
 ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Apply ``stages`` in order, recording each in ``funnel``; return kept and dropped tables.
-    ``on_stage(name, rows)`` is told when each stage starts (one progress bar per stage).
-    Row-wise stages' heavy parts run ahead on the other core where that is safe
-    (:mod:`curation.lookahead`); the result is the same as applying them one by one."""
-    from curation.lookahead import Lookahead  # it builds on this module's types
-
+    ``on_stage(name, rows)`` is told when each stage starts (one progress bar per stage)."""
     dropped: list[pl.DataFrame] = []
-    with Lookahead(stages) as ahead:
-        for i, stage in enumerate(stages):
-            entered = items.height
-            if on_stage:
-                on_stage(stage.name, entered)
-            ahead.start(i, items)
-            result = ahead.run(i, items)
-            funnel.record(stage.name, entered, result)
-            items = result.kept
-            if result.dropped.height:
-                dropped.append(result.dropped)
+    for stage in stages:
+        entered = items.height
+        if on_stage:
+            on_stage(stage.name, entered)
+        result = stage(items)
+        funnel.record(stage.name, entered, result)
+        items = result.kept
+        if result.dropped.height:
+            dropped.append(result.dropped)
     return items, dropped
