@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import polars as pl
 
 from curation.config import RouteConfig
 from curation.minhash import MinHashScheme, jaccard_estimate
 from curation.near_dedupe import CONFLICT
-from curation.stage import Prepared, StageResult, no_drops
+from curation.stage import StageResult, no_drops
 from curation.text import texts
 
 # Reasons other stages set, and how strongly each one calls for a person.
@@ -36,19 +35,9 @@ _REASONS = pl.List(pl.String)
 class RouteAmbiguous:
     config: RouteConfig = field(default_factory=RouteConfig)
     name: str = "route"
-    edits_text: ClassVar[bool] = False  # see curation.lookahead
 
     def __call__(self, items: pl.DataFrame) -> StageResult:
-        return self.finish(items, self.prepare(items))
-
-    def prepare(self, items: pl.DataFrame) -> Prepared:
-        """The row-wise heavy part: how alike each row's two responses are (``similarity``)."""
-        return Prepared(
-            pl.DataFrame({"similarity": self._response_similarity(items)}, schema={"similarity": pl.Float64})
-        )
-
-    def finish(self, items: pl.DataFrame, prepared: Prepared) -> StageResult:
-        signals = self._signals(items, prepared.rows["similarity"])
+        signals = self._signals(items)
         scored = items.with_columns(
             ambiguity=pl.max_horizontal(
                 pl.col("ambiguity").fill_null(0.0), *[score for _, score in signals]
@@ -68,7 +57,7 @@ class RouteAmbiguous:
         }
         return StageResult(scored, no_drops(scored), report)
 
-    def _signals(self, items: pl.DataFrame, similar: pl.Series) -> list[tuple[str, pl.Expr]]:
+    def _signals(self, items: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
         """(reason, score expression) for every signal; a score of 0 means the signal is silent."""
         cfg = self.config
         votes = pl.col("judge").struct.field("votes").fill_null(pl.lit([], _REASONS))
@@ -82,6 +71,7 @@ class RouteAmbiguous:
         ) / math.log(3)
         confidence = pl.col("judge").struct.field("confidence")
         low = cfg.low_confidence
+        similar = pl.Series(self._response_similarity(items), dtype=pl.Float64)
         signals = [
             ("judge_votes_split", pl.when(total > 1).then(entropy).otherwise(0.0)),
             (

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -34,7 +34,7 @@ from core.io import read_columns
 from curation.config import Benchmark, DecontamConfig
 from curation.shingles import Tokens, byte_tokens, word_tokens, words
 from curation.shingles import shingles as shingle_hashes
-from curation.stage import Prepared, StageResult, drop_rows
+from curation.stage import StageResult, drop_rows
 from curation.text import texts
 
 CHAR_NGRAM = 5
@@ -112,7 +112,7 @@ class BenchmarkIndex:
         hashes, offsets = words.windows(n)
         rows = np.repeat(np.arange(len(items)), np.diff(offsets))
         hits = pl.DataFrame({"hash": hashes, "row": rows}).join(self.ngrams[n], on="hash")
-        if hits.height == 0:
+        if hits.height == 0:  # the usual case: nothing to check against the item's words
             return _no_hits()
         # Window hashes are 32-bit: among millions of item windows a few collide with a benchmark
         # n-gram by chance (one fish-and-gills item matched a corrigibility prompt at 100k). A hit
@@ -245,19 +245,6 @@ def _no_hits() -> pl.DataFrame:
     )
 
 
-def _no_claims() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "row": pl.Int64,
-            "benchmark": pl.String,
-            "match": pl.String,
-            "span": pl.String,
-            "score": pl.Float64,
-            "text": pl.String,
-        }
-    )
-
-
 def _absent(benchmark: Benchmark) -> bool:
     """An optional benchmark file that is not there: skipped, and said so in the report."""
     return benchmark.optional and not benchmark.path.startswith("hf:") and not Path(benchmark.path).exists()
@@ -293,13 +280,10 @@ def load_benchmark(benchmark: Benchmark) -> list[str]:
 
 @dataclass
 class Decontaminate:
-    """Row-wise: :meth:`prepare` finds each row's match, :meth:`finish` drops and reports."""
-
     config: DecontamConfig = field(default_factory=DecontamConfig)
     benchmarks: dict[str, list[str]] | None = None  # name → texts; default: load config.benchmarks
     progress: Callable[[int], None] | None = None
     name: str = "decontam"
-    edits_text: ClassVar[bool] = False  # see curation.lookahead
     indexes: list[BenchmarkIndex] | None = None  # built once and shipped (the Ray engine); default: build
 
     def build_indexes(self) -> list[BenchmarkIndex]:
@@ -314,48 +298,33 @@ class Decontaminate:
         ]
 
     def __call__(self, items: pl.DataFrame) -> StageResult:
-        return self.finish(items, self.prepare(items, self.progress))
-
-    def prepare(self, items: pl.DataFrame, progress: Callable[[int], None] | None = None) -> Prepared:
-        """Each row's claim, one row per item in order: ``benchmark`` (null: clean), ``match``,
-        ``span``, ``score`` and the benchmark ``text``. A row that several benchmarks match is
-        claimed by the first one configured. ``context``: every benchmark's name, in order."""
         indexes = self.indexes if self.indexes is not None else self.build_indexes()
-        found = self._hits(indexes, texts(items, self.config.field), progress)
-        claims = [
-            hits.select(
-                "row",
-                benchmark=pl.lit(index.name, pl.String),
-                match="kind",
-                span="span",
-                score="score",
-                text=pl.Series(index.texts, dtype=pl.String).gather(hits["text"]),
-            )
-            for index, hits in zip(indexes, found, strict=True)
-        ]
-        first = pl.concat([_no_claims(), *claims]).unique("row", keep="first", maintain_order=True)
-        rows = pl.DataFrame({"row": np.arange(items.height)}).join(
-            first, on="row", how="left", maintain_order="left"
-        )
-        return Prepared(rows.drop("row"), [index.name for index in indexes])
-
-    def finish(self, items: pl.DataFrame, prepared: Prepared) -> StageResult:
-        """Drop the claimed rows; the report counts each benchmark's and shows its first examples."""
-        claimed = prepared.rows.with_row_index("row").filter(pl.col("benchmark").is_not_null())
+        skipped = [] if self.benchmarks is not None else self._skipped()
+        item_texts = texts(items, self.config.field)
+        reason = np.full(items.height, None, dtype=object)
         detail = np.full(items.height, "{}", dtype=object)
         report = []
-        ids = items["id"] if "id" in items.columns else pl.Series(np.arange(items.height).astype(str))
-        for name in prepared.context:
-            hits = claimed.filter(pl.col("benchmark") == name)
-            for row, match, span, score, text in hits.select(
-                "row", "match", "span", "score", "text"
+        for index, found in zip(indexes, self._hits(indexes, item_texts), strict=True):
+            # A row an earlier benchmark claimed counts for that one only.
+            free = np.array([reason[r] is None for r in found["row"].to_list()], dtype=bool)
+            hits = found.filter(pl.Series(free, dtype=pl.Boolean))
+            for row, kind, span, score, text in hits.select(
+                "row", "kind", "span", "score", "text"
             ).iter_rows():
+                reason[row] = "contaminated"
                 detail[row] = json.dumps(
-                    {"benchmark": name, "match": match, "span": span, "score": round(score, 3), "text": text}
+                    {
+                        "benchmark": index.name,
+                        "match": kind,
+                        "span": span,
+                        "score": round(score, 3),
+                        "text": index.texts[text],
+                    }
                 )
+            ids = items["id"] if "id" in items.columns else pl.Series(np.arange(items.height).astype(str))
             report.append(
                 {
-                    "name": name,
+                    "name": index.name,
                     "checked": items.height,
                     "removed": hits.height,
                     "examples": [
@@ -364,12 +333,16 @@ class Decontaminate:
                     ],
                 }
             )
-        report += [] if self.benchmarks is not None else self._skipped()
-        drop = pl.Series(detail != "{}", dtype=pl.Boolean)
-        marked = items.with_columns(_detail=pl.Series(detail.tolist(), dtype=pl.String))
-        result = drop_rows(marked, drop, self.name, "contaminated", pl.col("_detail"))
-        result.kept = result.kept.drop("_detail")
-        result.dropped = result.dropped.drop("_detail")
+        report += skipped
+        marked = items.with_columns(
+            _reason=pl.Series(reason.tolist(), dtype=pl.String),
+            _detail=pl.Series(detail.tolist(), dtype=pl.String),
+        )
+        result = drop_rows(
+            marked, pl.col("_reason").is_not_null(), self.name, pl.col("_reason"), pl.col("_detail")
+        )
+        result.kept = result.kept.drop("_reason", "_detail")
+        result.dropped = result.dropped.drop("_reason", "_detail")
         result.report = {"benchmarks": report}
         return result
 
@@ -381,9 +354,7 @@ class Decontaminate:
             if _absent(b)
         ]
 
-    def _hits(
-        self, indexes: list[BenchmarkIndex], item_texts: pl.Series, progress: Callable[[int], None] | None
-    ) -> list[pl.DataFrame]:
+    def _hits(self, indexes: list[BenchmarkIndex], item_texts: pl.Series) -> list[pl.DataFrame]:
         """Every benchmark's matches, in item batches so memory stays bounded; each batch is
         tokenized once, for all benchmarks and window sizes. Batches are independent and mostly
         polars and numpy work, which releases the GIL: two threads keep both cores busy."""
@@ -398,10 +369,10 @@ class Decontaminate:
 
         starts = range(0, len(item_texts), ITEM_BATCH)
         parts: list[list[pl.DataFrame]] = [[] for _ in indexes]
-        with ThreadPoolExecutor(min(2, len(starts)) or 1) as pool:
+        with ThreadPoolExecutor(2) as pool:
             for start, found in zip(starts, pool.map(batch_hits, starts), strict=True):
                 for part, hits in zip(parts, found, strict=True):
                     part.append(hits)
-                if progress:
-                    progress(min(ITEM_BATCH, len(item_texts) - start))
+                if self.progress:
+                    self.progress(min(ITEM_BATCH, len(item_texts) - start))
         return [pl.concat(found) if found else _no_hits() for found in parts]
