@@ -80,14 +80,15 @@ def run_recipe(
     funnel = Funnel()
     funnel.add("source", source.rows_read, len(source.rows), source.funnel_drops())
     items = _frame(source.table())
+    source.release()
     if limit is not None and items.height > limit:
-        items = items.head(limit)
         funnel.add(
             "limit",
             source.rows_read - len(source.quarantine),
             limit,
-            {"over_limit": len(source.rows) - limit},
+            {"over_limit": items.height - limit},
         )
+        items = items.head(limit)
 
     items, dropped = run_stages(items, llm_stages(recipe, llm, tick), funnel, start)
     with open_engine(engine, tick) as curation:

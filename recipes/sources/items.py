@@ -57,6 +57,13 @@ class SourceOutput:
         assert len(self.columns) == len(self.rows), "columns and rows of one source disagree"
         return self.columns.table()
 
+    def release(self) -> None:
+        """Let go of the rows (and columns) once :meth:`table` is built. A run keeps its items in
+        the table from then on; the ~13 Python objects an item here would stay alive to the end,
+        and every full pass of the cyclic collector would walk them (~0.6 s at 100k items)."""
+        self.rows = []
+        self.columns = None
+
     def reject(self, row: int, reason: str, record: Any = None) -> None:
         """Quarantine one source row: its 1-based row number, why, and what it held."""
         self.quarantine.append({"row": row, "reason": reason, "record": record})
