@@ -42,7 +42,7 @@ COMMON_SHARE = 0.02  # a 5-gram in more than this share of benchmark texts is no
 # Containment needs this many informative 5-grams: on shorter texts ("Nothing will happen", "Are you
 # a human?") a few shared 5-grams are chance, and the whole-text n-gram test covers verbatim copies.
 MIN_INFORMATIVE = 8
-ITEM_BATCH = 8192  # items a batch: each batch costs ~40 polars steps, each with a fixed cost
+ITEM_BATCH = 4096
 PREFIX_SHARE = 0.5  # of a text's 5-grams found in a batch, the rarest there, in its prefix
 
 
