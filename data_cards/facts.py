@@ -74,7 +74,7 @@ def gather(
     ``datasets`` cannot load a split from an empty parquet file. ``stats``: returns
     ``surface_stats(item_scan(...))`` computed elsewhere (a thread); called after the other facts."""
     manifest = read_manifest(version_dir, overrides)
-    split_files = {s: split_file(s) for s in manifest.non_empty_splits()}
+    split_files = _split_files(manifest)
     items = _scan(version_dir, split_files)
     summary = items.select(
         pl.col("provenance").struct.field("generator").n_unique().alias("generators"),
@@ -110,13 +110,13 @@ def read_manifest(version_dir: Path, overrides: dict[str, Any] | None = None) ->
 
 def item_scan(version_dir: Path, manifest: Manifest) -> pl.LazyFrame:
     """The card's columns of every non-empty split, with a ``split`` column."""
-    return _scan(version_dir, {s: split_file(s) for s in manifest.non_empty_splits()})
+    return _scan(version_dir, _split_files(manifest))
 
 
 def domain_trait_counts(version_dir: Path, manifest: Manifest) -> dict[tuple[str, str], int]:
     """Accepted items per (domain, trait) over every split: the figure's grid, from two columns only
     (what ``by_domain_trait(gather(...).counts)`` says, without waiting for the rest of the facts)."""
-    split_files = [split_file(s) for s in manifest.non_empty_splits()]
+    split_files = list(_split_files(manifest).values())
     if not split_files:
         return {}
     counts = (
@@ -141,6 +141,11 @@ def rubric_coverage(items: pl.LazyFrame) -> pl.DataFrame:
         .sort("trait")
         .collect()
     )
+
+
+def _split_files(manifest: Manifest) -> dict[str, str]:
+    """Split name → its file, for the splits with rows (an empty parquet file cannot be loaded)."""
+    return {s: split_file(s) for s in manifest.non_empty_splits()}
 
 
 def _scan(version_dir: Path, split_files: dict[str, str]) -> pl.LazyFrame:
